@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.ts';
+
+describe('loadConfig', () => {
+  it('applies the SPEC defaults to an empty environment', () => {
+    const c = loadConfig({});
+    expect(c.port).toBe(8443);
+    expect(c.databaseUrl).toBe('postgres://postgres@127.0.0.1:5432/postgres');
+    expect(c.redisUrl).toBe('redis://127.0.0.1:6379');
+    expect(c.apns.keyPath).toBe('/etc/veil/apns_key.p8');
+    expect(c.apns.useSandbox).toBe(true);
+    expect(c.apns.host).toBe('api.sandbox.push.apple.com');
+    expect(c.fcm.serviceAccountPath).toBe('/etc/veil/fcm_service_account.json');
+    expect(c.fcm.apiUrl).toBe('https://fcm.googleapis.com');
+    expect(c.pushTtlSeconds).toBe(30);
+    expect(c.pushMaxAttempts).toBe(5);
+    expect(c.metricsPort).toBe(9464);
+    expect(c.logLevel).toBe('info');
+    expect(c.callNotifyAllowedCidrs).toContain('127.0.0.0/8');
+  });
+
+  it('uses the production gateway when APNS_USE_SANDBOX=false and APNS_HOST wins over both', () => {
+    expect(loadConfig({ APNS_USE_SANDBOX: 'false' }).apns.host).toBe('api.push.apple.com');
+    expect(loadConfig({ APNS_USE_SANDBOX: 'false', APNS_HOST: '127.0.0.1:9443' }).apns.host).toBe('127.0.0.1:9443');
+  });
+
+  it('reports every problem at once, one message each', () => {
+    try {
+      loadConfig({ PORT: 'abc', PUSH_TTL_SECONDS: '0', APNS_KEY_ID: 'short', CALL_NOTIFY_ALLOWED_CIDRS: '10.0.0.0/99' });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      const problems = (err as ConfigError).problems;
+      expect(problems).toHaveLength(4);
+      expect(problems.join('\n')).toMatch(/PORT/);
+      expect(problems.join('\n')).toMatch(/PUSH_TTL_SECONDS/);
+      expect(problems.join('\n')).toMatch(/APNS_KEY_ID/);
+      expect(problems.join('\n')).toMatch(/CALL_NOTIFY_ALLOWED_CIDRS/);
+    }
+  });
+
+  it('lower-cases SIP_DOMAIN and trims the FCM URL', () => {
+    const c = loadConfig({ SIP_DOMAIN: 'Example.COM', FCM_API_URL: 'http://127.0.0.1:1234/' });
+    expect(c.sipDomain).toBe('example.com');
+    expect(c.fcm.apiUrl).toBe('http://127.0.0.1:1234');
+  });
+});

@@ -1,0 +1,17 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+// Test processes trust the local APNs/FCM stand-ins the same way an operator trusts a proxy:
+// NODE_EXTRA_CA_CERTS, read at process start, so it is set here before vitest forks its workers.
+process.env.NODE_EXTRA_CA_CERTS ??= fileURLToPath(new URL('./packages/testkit/certs/ca.crt', import.meta.url));
+
+export default defineConfig({
+  test: {
+    pool: 'forks',
+    include: ['packages/*/src/**/*.test.ts', 'services/*/test/**/*.test.ts', 'infra/**/test/**/*.test.ts', 'tools/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    // Two cores: more files at once only makes timing-sensitive fault tests flaky.
+    maxWorkers: 2,
+  },
+});
