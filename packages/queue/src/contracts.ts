@@ -2,8 +2,19 @@ import { createHash } from 'node:crypto';
 import type { JobsOptions } from 'bullmq';
 import { z } from 'zod';
 
-/** The queue both services agree on; tests pass their own name. */
+/** The queue base name both services agree on; tests pass their own. */
 export const PUSH_QUEUE = 'veil-push';
+
+export type PushPlatform = 'ios' | 'android';
+export const PUSH_PLATFORMS: readonly PushPlatform[] = ['ios', 'android'];
+
+/**
+ * One queue per platform, each drained by its own BullMQ worker with its own concurrency:
+ * a hanging or throttled APNs must not hold the slots Android pushes need, nor the reverse.
+ */
+export function pushQueueName(base: string, platform: PushPlatform): string {
+  return `${base}-${platform}`;
+}
 /** Job name: one job is one push to one device. */
 export const PUSH_JOB = 'push';
 /** Custom backoff type; the worker's backoffStrategy computes it (Retry-After, jitter, deadline). */

@@ -9,7 +9,7 @@ export function testQueueName(label = 'test'): string {
   return `${label}-${randomUUID()}`;
 }
 
-/** Removes every key of a test queue (jobs, dedup keys, events). */
+/** Removes every key of a test queue (jobs, dedup keys, events); for per-platform queues call it for each name. */
 export async function obliterateQueue(name: string): Promise<void> {
   const connection = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
   const queue = new Queue(name, { connection });
