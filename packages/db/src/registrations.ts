@@ -30,15 +30,22 @@ export interface RegistrationInput {
 
 const UNIQUE_VIOLATION = '23505';
 
+const DEADLOCK_DETECTED = '40P01';
+// Namespace of the per-token advisory locks (two-key locks never collide with one-key ones such as the migration lock).
+const TOKEN_LOCK_NAMESPACE = 0x7e11;
+
 /**
  * Inserts or updates (jid, device_id) and takes the token away from any other row holding it,
- * in one transaction. Two devices racing for one token can still collide on the unique index;
- * the loser simply runs again and wins the token, as the later registration should.
+ * in one transaction. Registrations of one token are serialised by a transaction-scoped advisory
+ * lock on it: without it, N devices racing for one token each insert, and all but one hit the
+ * unique index again and again. Two swaps crossing each other (A->X while B->Y, X holding B and
+ * Y holding A) can still deadlock; Postgres aborts one and it simply runs again.
  */
 export async function upsertRegistration(db: Db, input: RegistrationInput): Promise<{ registration: Registration; created: boolean }> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await timed(db, db.sql.begin(async (tx) => {
+        await tx`SELECT pg_advisory_xact_lock(${TOKEN_LOCK_NAMESPACE}, hashtext(${`${input.platform}:${input.push_token}`}))`;
         await tx`
           DELETE FROM push_registrations
           WHERE platform = ${input.platform}
@@ -55,7 +62,8 @@ export async function upsertRegistration(db: Db, input: RegistrationInput): Prom
         return { registration, created };
       }));
     } catch (err) {
-      if ((err as { code?: string }).code === UNIQUE_VIOLATION && attempt < 5) continue;
+      const code = (err as { code?: string }).code;
+      if ((code === UNIQUE_VIOLATION || code === DEADLOCK_DETECTED) && attempt < 5) continue;
       throw err;
     }
   }

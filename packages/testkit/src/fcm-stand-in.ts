@@ -1,0 +1,263 @@
+/**
+ * A local FCM HTTP v1 and its OAuth2 token endpoint, on one HTTPS server (HTTP/2 with HTTP/1.1
+ * fallback), for tests and benchmarks. It verifies the RS256 JWT-bearer assertion of the
+ * service account it wrote, hands out access tokens, checks the bearer token and the exact
+ * message shape, records every request, and answers any FCM error in google.rpc form.
+ * https://firebase.google.com/docs/reference/fcm/rest/v1/projects.messages/send
+ * https://developers.google.com/identity/protocols/oauth2/service-account#httprest
+ *
+ *   const fcm = await startFcmStandIn();
+ *   const saPath = fcm.writeServiceAccount(dir);  // FCM_SERVICE_ACCOUNT_PATH, token_uri = fcm.tokenUri
+ *   // FCM_API_URL = fcm.url
+ *   fcm.answer(token, { error: 'UNREGISTERED' });
+ *   ... fcm.requests[0].body.message ...; fcm.tokenRequests
+ */
+import { generateKeyPairSync, randomBytes, verify, type KeyObject } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { testServerTls } from './certs.ts';
+
+export type FcmErrorName =
+  | 'UNREGISTERED'
+  | 'SENDER_ID_MISMATCH'
+  /** INVALID_ARGUMENT with a BadRequest field violation on message.token. */
+  | 'INVALID_ARGUMENT_TOKEN'
+  /** INVALID_ARGUMENT about something else (the payload). */
+  | 'INVALID_ARGUMENT_PAYLOAD'
+  | 'QUOTA_EXCEEDED'
+  | 'INTERNAL'
+  | 'UNAVAILABLE'
+  | 'UNAUTHENTICATED'
+  | 'THIRD_PARTY_AUTH_ERROR';
+
+/** The last answer of a programmed list repeats. */
+export type FcmAnswer = { status: 200 } | { error: FcmErrorName; retryAfter?: string } | { hang: true };
+
+export interface FcmRecordedRequest {
+  path: string;
+  httpVersion: string;
+  authorization: string | undefined;
+  body: { message?: { token?: string; data?: Record<string, string>; android?: { priority?: string; ttl?: string } } } | null;
+  problems: string[];
+  answered: FcmAnswer;
+  at: number;
+}
+
+export interface FcmStandIn {
+  /** For FCM_API_URL. */
+  url: string;
+  /** The OAuth2 token endpoint, written into the service account as token_uri. */
+  tokenUri: string;
+  projectId: string;
+  clientEmail: string;
+  requests: FcmRecordedRequest[];
+  /** Token endpoint hits (successful or not). */
+  tokenRequests: number;
+  /** Access-token lifetime handed out, seconds (default 3600). */
+  accessTokenLifetimeSeconds: number;
+  /** Writes the service-account JSON (fresh RSA key) into `dir`; returns its path. */
+  writeServiceAccount(dir: string): string;
+  answer(token: string | null, ...answers: FcmAnswer[]): void;
+  /** Every access token issued so far is refused with 401 from now on. */
+  revokeAccessTokens(): void;
+  reset(): void;
+  close(): Promise<void>;
+}
+
+const RPC: Record<FcmErrorName, { http: number; status: string; errorCode: string; tokenViolation?: boolean; otherViolation?: boolean }> = {
+  UNREGISTERED: { http: 404, status: 'NOT_FOUND', errorCode: 'UNREGISTERED' },
+  SENDER_ID_MISMATCH: { http: 403, status: 'PERMISSION_DENIED', errorCode: 'SENDER_ID_MISMATCH' },
+  INVALID_ARGUMENT_TOKEN: { http: 400, status: 'INVALID_ARGUMENT', errorCode: 'INVALID_ARGUMENT', tokenViolation: true },
+  INVALID_ARGUMENT_PAYLOAD: { http: 400, status: 'INVALID_ARGUMENT', errorCode: 'INVALID_ARGUMENT', otherViolation: true },
+  QUOTA_EXCEEDED: { http: 429, status: 'RESOURCE_EXHAUSTED', errorCode: 'QUOTA_EXCEEDED' },
+  INTERNAL: { http: 500, status: 'INTERNAL', errorCode: 'INTERNAL' },
+  UNAVAILABLE: { http: 503, status: 'UNAVAILABLE', errorCode: 'UNAVAILABLE' },
+  UNAUTHENTICATED: { http: 401, status: 'UNAUTHENTICATED', errorCode: 'UNAUTHENTICATED' },
+  THIRD_PARTY_AUTH_ERROR: { http: 401, status: 'UNAUTHENTICATED', errorCode: 'THIRD_PARTY_AUTH_ERROR' },
+};
+
+/** A google.rpc.Status error body as FCM sends it. */
+export function fcmErrorBody(name: FcmErrorName): { http: number; body: object } {
+  const e = RPC[name];
+  const details: object[] = [{ '@type': 'type.googleapis.com/google.firebase.fcm.v1.FcmError', errorCode: e.errorCode }];
+  if (e.tokenViolation) {
+    details.push({ '@type': 'type.googleapis.com/google.rpc.BadRequest', fieldViolations: [{ field: 'message.token', description: 'Invalid registration token' }] });
+  }
+  if (e.otherViolation) {
+    details.push({ '@type': 'type.googleapis.com/google.rpc.BadRequest', fieldViolations: [{ field: 'message.android.ttl', description: 'Invalid value' }] });
+  }
+  return { http: e.http, body: { error: { code: e.http, message: `stand-in ${name}`, status: e.status, details } } };
+}
+
+function checkMessage(body: FcmRecordedRequest['body']): string[] {
+  const problems: string[] = [];
+  const m = body?.message;
+  if (!m) return ['no message'];
+  if (Object.keys(body!).join(',') !== 'message') problems.push('extra top-level fields');
+  if (Object.keys(m).sort().join(',') !== 'android,data,token') problems.push(`message keys ${Object.keys(m).sort().join(',')}`);
+  if (typeof m.token !== 'string' || m.token.length === 0) problems.push('no token');
+  const d = m.data ?? {};
+  if (Object.keys(d).sort().join(',') !== 'call_id,call_type,caller_name,type') problems.push(`data keys ${Object.keys(d).sort().join(',')}`);
+  if (d.type !== 'call') problems.push('data.type is not call');
+  if (Object.values(d).some((v) => typeof v !== 'string')) problems.push('data values must be strings');
+  if (m.android?.priority !== 'high') problems.push('android.priority is not high');
+  if (!/^\d+s$/.test(m.android?.ttl ?? '') || Number.parseInt(m.android!.ttl!, 10) < 1) problems.push(`android.ttl ${m.android?.ttl}`);
+  return problems;
+}
+
+export async function startFcmStandIn(opts: { projectId?: string } = {}): Promise<FcmStandIn> {
+  const projectId = opts.projectId ?? 'veil-test';
+  const clientEmail = `push@${projectId}.iam.gserviceaccount.com`;
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const issued = new Set<string>();
+  const revoked = new Set<string>();
+  const programs = new Map<string | null, FcmAnswer[]>();
+  const requests: FcmRecordedRequest[] = [];
+  let port = 0;
+
+  const nextAnswer = (token: string): FcmAnswer => {
+    const list = programs.get(token) ?? programs.get(null);
+    if (!list || list.length === 0) return { status: 200 };
+    return list.length > 1 ? list.shift()! : list[0]!;
+  };
+  const json = (res: Http2ServerResponse, status: number, body: object, extra: Record<string, string> = {}) => {
+    res.writeHead(status, { 'content-type': 'application/json; charset=UTF-8', ...extra }).end(JSON.stringify(body));
+  };
+
+  const state = {
+    tokenRequests: 0,
+    accessTokenLifetimeSeconds: 3600,
+  };
+
+  const handleToken = (raw: string, res: Http2ServerResponse) => {
+    state.tokenRequests++;
+    const form = new URLSearchParams(raw);
+    const assertion = form.get('assertion') ?? '';
+    const problem = verifyAssertion(assertion, publicKey, clientEmail, `https://127.0.0.1:${port}/token`);
+    if (form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:jwt-bearer' || problem) {
+      return json(res, 400, { error: 'invalid_grant', error_description: problem ?? 'bad grant_type' });
+    }
+    const token = `ya29.stand-in-${randomBytes(12).toString('hex')}`;
+    issued.add(token);
+    json(res, 200, { access_token: token, expires_in: state.accessTokenLifetimeSeconds, token_type: 'Bearer' });
+  };
+
+  const handleSend = (req: Http2ServerRequest, raw: string, res: Http2ServerResponse) => {
+    let body: FcmRecordedRequest['body'] = null;
+    try {
+      body = JSON.parse(raw) as FcmRecordedRequest['body'];
+    } catch {
+      // recorded as null
+    }
+    const record: FcmRecordedRequest = {
+      path: req.url, httpVersion: req.httpVersion, authorization: req.headers.authorization, body,
+      problems: checkMessage(body), answered: { status: 200 }, at: Date.now(),
+    };
+    requests.push(record);
+    const bearer = (req.headers.authorization ?? '').replace(/^Bearer /, '');
+    if (!issued.has(bearer) || revoked.has(bearer)) {
+      const e = fcmErrorBody('UNAUTHENTICATED');
+      record.answered = { error: 'UNAUTHENTICATED' };
+      return json(res, e.http, e.body);
+    }
+    if (record.problems.length > 0) {
+      const e = fcmErrorBody('INVALID_ARGUMENT_PAYLOAD');
+      record.answered = { error: 'INVALID_ARGUMENT_PAYLOAD' };
+      return json(res, e.http, e.body);
+    }
+    const answer = nextAnswer(body!.message!.token!);
+    record.answered = answer;
+    if ('hang' in answer) return;
+    if ('status' in answer) return json(res, 200, { name: `projects/${projectId}/messages/${randomBytes(8).toString('hex')}` });
+    const e = fcmErrorBody(answer.error);
+    json(res, e.http, e.body, answer.retryAfter ? { 'retry-after': answer.retryAfter } : {});
+  };
+
+  const server = createSecureServer({ ...testServerTls(), allowHTTP1: true });
+  const sessions = new Set<import('node:http2').ServerHttp2Session>();
+  server.on('session', (s) => {
+    sessions.add(s);
+    s.on('close', () => sessions.delete(s));
+  });
+  server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks).toString();
+      if (req.method === 'POST' && req.url === '/token') return handleToken(raw, res);
+      if (req.method === 'POST' && req.url === `/v1/projects/${projectId}/messages:send`) return handleSend(req, raw, res);
+      json(res, 404, { error: { code: 404, message: 'not found', status: 'NOT_FOUND' } });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  port = (server.address() as AddressInfo).port;
+  const url = `https://127.0.0.1:${port}`;
+
+  return {
+    url,
+    tokenUri: `${url}/token`,
+    projectId,
+    clientEmail,
+    requests,
+    get tokenRequests() {
+      return state.tokenRequests;
+    },
+    get accessTokenLifetimeSeconds() {
+      return state.accessTokenLifetimeSeconds;
+    },
+    set accessTokenLifetimeSeconds(v: number) {
+      state.accessTokenLifetimeSeconds = v;
+    },
+    writeServiceAccount(dir: string) {
+      const path = join(dir, `${projectId}-service-account.json`);
+      writeFileSync(path, JSON.stringify({
+        type: 'service_account',
+        project_id: projectId,
+        private_key_id: randomBytes(20).toString('hex'),
+        private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }),
+        client_email: clientEmail,
+        client_id: '100000000000000000000',
+        token_uri: `${url}/token`,
+      }, null, 2));
+      return path;
+    },
+    answer(token, ...answers) {
+      programs.set(token, answers);
+    },
+    revokeAccessTokens() {
+      for (const t of issued) revoked.add(t);
+    },
+    reset() {
+      programs.clear();
+      requests.length = 0;
+      state.tokenRequests = 0;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sessions) s.destroy();
+        server.close(() => resolve());
+      }),
+  } as FcmStandIn;
+}
+
+/** RS256 JWT-bearer assertion per RFC 7523 as Google checks it; returns what is wrong, or null. */
+function verifyAssertion(assertion: string, key: KeyObject, iss: string, aud: string): string | null {
+  const parts = assertion.split('.');
+  if (parts.length !== 3) return 'assertion is not a JWT';
+  try {
+    const header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString()) as { alg?: string };
+    const claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString()) as { iss?: string; aud?: string; scope?: string; iat?: number; exp?: number };
+    if (header.alg !== 'RS256') return `alg ${header.alg}`;
+    if (!verify('sha256', Buffer.from(`${parts[0]}.${parts[1]}`), key, Buffer.from(parts[2]!, 'base64url'))) return 'bad signature';
+    if (claims.iss !== iss) return `iss ${claims.iss}`;
+    if (claims.aud !== aud) return `aud ${claims.aud}`;
+    if (!claims.scope?.split(' ').includes('https://www.googleapis.com/auth/firebase.messaging')) return `scope ${claims.scope}`;
+    const now = Date.now() / 1000;
+    if (!claims.iat || !claims.exp || claims.exp < now || claims.iat > now + 60 || claims.exp - claims.iat > 3600) return 'iat/exp out of range';
+    return null;
+  } catch {
+    return 'unparsable assertion';
+  }
+}

@@ -1,0 +1,105 @@
+import { UnrecoverableError, type Job } from 'bullmq';
+import type { Db } from '@veil/db/client';
+import { deleteRegistrationIfToken } from '@veil/db/registrations';
+import type { Logger } from '@veil/log/logger';
+import { tokenHash } from '@veil/log/token-hash';
+import { pushJobSchema, type PushJob, type PushPlatform } from '@veil/queue/contracts';
+import type { WorkerMetrics, PushOutcome } from './metrics.ts';
+import { PermanentError, RetryableError, type PushProvider } from './providers/types.ts';
+
+export interface ProcessorDeps {
+  /** null: that platform is not configured (missing or bad credentials). */
+  providers: Record<PushPlatform, PushProvider | null>;
+  db: Db;
+  log: Logger;
+  metrics: WorkerMetrics;
+  now?: () => number;
+}
+
+const PROVIDER_NAME: Record<PushPlatform, 'APNs' | 'FCM'> = { ios: 'APNs', android: 'FCM' };
+
+/** What one job came to; BullMQ stores it as the job's return value. */
+export type ProcessResult = Exclude<PushOutcome, 'retryable_error' | 'permanent_error'>;
+
+/**
+ * One job = one push to one device: check it is still worth sending, send it, and act on the
+ * answer per the SPEC's outcome table. Retryable failures are rethrown for BullMQ (the backoff
+ * strategy decides whether and when); permanent ones become UnrecoverableError.
+ */
+export function createPushProcessor(deps: ProcessorDeps) {
+  const now = deps.now ?? Date.now;
+
+  return async function processPushJob(job: Job): Promise<ProcessResult> {
+    const parsed = pushJobSchema.safeParse(job.data);
+    if (!parsed.success) {
+      deps.log.error({ jobId: job.id, issues: parsed.error.issues.map((i) => i.path.join('.')) }, 'Invalid push job dropped');
+      throw new UnrecoverableError('invalid push job');
+    }
+    const push: PushJob = parsed.data;
+    const platform = push.platform;
+    const name = PROVIDER_NAME[platform];
+    const log = deps.log.child({
+      jobId: job.id,
+      platform,
+      call_id: push.call_id,
+      device_id: push.device_id,
+      token_hash: tokenHash(push.push_token),
+      attempt: job.attemptsMade + 1,
+    });
+    const count = (outcome: PushOutcome, observeLatency: boolean) => {
+      deps.metrics.pushes.inc({ platform, outcome });
+      if (observeLatency) deps.metrics.latency.observe({ platform, outcome }, Math.max(0, now() - push.enqueued_at) / 1000);
+    };
+
+    // A phone must not ring for a call that is over (a backlog, a recovered stalled job).
+    if (now() >= push.deadline) {
+      count('expired', false);
+      deps.metrics.expired.inc({ platform });
+      log.warn({ late_ms: now() - push.deadline }, 'Push dropped: the call is older than PUSH_TTL_SECONDS');
+      return 'expired';
+    }
+
+    const provider = deps.providers[platform];
+    if (!provider) {
+      count('not_configured', false);
+      log.error(`${name} not configured`);
+      return 'not_configured';
+    }
+
+    let result;
+    try {
+      result = await provider.send(push);
+    } catch (err) {
+      if (err instanceof RetryableError) {
+        count('retryable_error', true);
+        log.warn({ reason: err.message, retry_after_ms: err.retryAfterMs }, `${name} push failed, retryable: ${err.message}`);
+        throw err;
+      }
+      count('permanent_error', true);
+      const reason = err instanceof PermanentError ? err.message : `unexpected error: ${(err as Error).message}`;
+      log.error({ reason }, `${name} push failed: ${reason}`);
+      throw new UnrecoverableError(reason);
+    }
+
+    if (result === 'delivered') {
+      count('delivered', true);
+      log.info(`${name} push delivered`);
+      return 'delivered';
+    }
+
+    count('token_invalid', true);
+    const reason = result.tokenInvalid;
+    if (platform === 'ios') log.warn({ reason }, `APNs rejected push: ${reason}`);
+    else log.warn({ reason }, 'FCM token unregistered');
+    try {
+      // Only if the row still holds this token: a device that re-registered meanwhile keeps its new one.
+      const purged = await deleteRegistrationIfToken(deps.db, push.jid, push.device_id, push.push_token);
+      if (purged) deps.metrics.purges.inc({ platform });
+      log.info({ purged }, purged ? 'Registration purged' : 'Registration already re-registered or gone; nothing purged');
+    } catch (err) {
+      // Re-sending cannot help; the next call to this device gets the same answer and purges then.
+      log.error({ err: (err as Error).message }, 'Purging the rejected registration failed');
+    }
+    return 'token_invalid';
+  };
+}
