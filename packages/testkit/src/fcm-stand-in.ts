@@ -107,7 +107,13 @@ function checkMessage(body: FcmRecordedRequest['body']): string[] {
   return problems;
 }
 
-export async function startFcmStandIn(opts: { projectId?: string } = {}): Promise<FcmStandIn> {
+export interface FcmStandInOptions {
+  projectId?: string;
+  /** Called for every recorded messages:send request (the benchmark times pushes with it). */
+  onRequest?: (record: FcmRecordedRequest) => void;
+}
+
+export async function startFcmStandIn(opts: FcmStandInOptions = {}): Promise<FcmStandIn> {
   const projectId = opts.projectId ?? 'veil-test';
   const clientEmail = `push@${projectId}.iam.gserviceaccount.com`;
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -156,6 +162,7 @@ export async function startFcmStandIn(opts: { projectId?: string } = {}): Promis
       problems: checkMessage(body), answered: { status: 200 }, at: Date.now(),
     };
     requests.push(record);
+    opts.onRequest?.(record);
     const bearer = (req.headers.authorization ?? '').replace(/^Bearer /, '');
     if (!issued.has(bearer) || revoked.has(bearer)) {
       const e = fcmErrorBody('UNAUTHENTICATED');

@@ -1,0 +1,74 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const OUT_DIR = `${REPO_ROOT}bench/.out/`;
+
+export interface ServiceProcess {
+  name: string;
+  child: ChildProcess;
+  /** Peak resident set size so far (VmHWM), in MB. */
+  peakRssMb(): number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs a TypeScript entry point as one node process (node --import tsx, not the tsx CLI, which
+ * adds a relay process and would hide the real RSS), output to bench/.out/<name>.log.
+ */
+export async function startService(
+  name: string,
+  entry: string,
+  env: Record<string, string>,
+  readyUrl: string | null,
+): Promise<ServiceProcess> {
+  mkdirSync(OUT_DIR, { recursive: true });
+  const out = createWriteStream(`${OUT_DIR}${name}.log`);
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.pipe(out);
+  child.stderr!.pipe(out);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  if (readyUrl) await waitForUrl(readyUrl, child, name);
+  return {
+    name,
+    child,
+    peakRssMb: () => readPeakRssMb(child.pid!),
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+async function waitForUrl(url: string, child: ChildProcess, name: string): Promise<void> {
+  const until = Date.now() + 30_000;
+  while (Date.now() < until) {
+    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}; see bench/.out/${name}.log`);
+    try {
+      const res = await fetch(url);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${name} did not answer ${url} within 30 s; see bench/.out/${name}.log`);
+}
+
+export function readPeakRssMb(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1]);
+    return kb / 1024;
+  } catch {
+    return Number.NaN;
+  }
+}

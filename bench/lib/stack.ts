@@ -1,0 +1,142 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import { Redis } from 'ioredis';
+import { TEST_CA_PATH } from '@veil/testkit/certs';
+import { startApnsStandIn, writeTestApnsKey, type ApnsRecordedRequest, type ApnsStandIn, type TestApnsKey } from '@veil/testkit/apns-stand-in';
+import { startFcmStandIn, type FcmRecordedRequest, type FcmStandIn } from '@veil/testkit/fcm-stand-in';
+import { REPO_ROOT, startService, type ServiceProcess } from './proc.ts';
+
+const ADMIN_DB_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const REDIS_BASE = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** The services use the fixed queue names, so the bench keeps its keys in a Redis db of its own. */
+const BENCH_REDIS_DB = 13;
+
+/** A push as the stand-ins saw it: which call, and when (performance.now()). */
+export interface Arrival {
+  callId: string;
+  platform: 'ios' | 'android';
+  at: number;
+}
+
+export interface Stack {
+  env: Record<string, string>;
+  apns: ApnsStandIn;
+  fcm: FcmStandIn;
+  key: TestApnsKey;
+  dir: string;
+  databaseUrl: string;
+  redisUrl: string;
+  apiUrl: string;
+  /** Every push the stand-ins received, in order. */
+  arrivals: Arrival[];
+  startApi(): Promise<ServiceProcess>;
+  startWorker(name: string, extraEnv?: Record<string, string>): Promise<ServiceProcess>;
+  tearDown(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+export async function createStack(): Promise<Stack> {
+  const dir = mkdtempSync(join(tmpdir(), 'veil-bench-'));
+  const arrivals: Arrival[] = [];
+  const key = writeTestApnsKey(dir);
+  const apns = await startApnsStandIn({
+    key,
+    onRequest: (r: ApnsRecordedRequest) =>
+      arrivals.push({ callId: (r.body as { call_id?: string } | null)?.call_id ?? '', platform: 'ios', at: performance.now() }),
+  });
+  const fcm = await startFcmStandIn({
+    onRequest: (r: FcmRecordedRequest) =>
+      arrivals.push({ callId: r.body?.message?.data?.call_id ?? '', platform: 'android', at: performance.now() }),
+  });
+  // The stand-ins keep every request for tests; a benchmark of 100k pushes does not need them.
+  const trim = setInterval(() => {
+    apns.requests.length = 0;
+    fcm.requests.length = 0;
+  }, 1000);
+
+  const dbName = `veil_bench_${randomBytes(4).toString('hex')}`;
+  const admin = postgres(ADMIN_DB_URL, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`CREATE DATABASE ${dbName}`);
+  const databaseUrl = new URL(ADMIN_DB_URL);
+  databaseUrl.pathname = `/${dbName}`;
+  const redisUrl = `${REDIS_BASE.replace(/\/\d*$/, '')}/${BENCH_REDIS_DB}`;
+  await clearBenchKeys(redisUrl);
+
+  const port = await freePort();
+  const env: Record<string, string> = {
+    NODE_ENV: 'production',
+    NODE_EXTRA_CA_CERTS: TEST_CA_PATH,
+    DATABASE_URL: databaseUrl.toString(),
+    REDIS_URL: redisUrl,
+    PORT: String(port),
+    JWT_SECRET: 'bench-secret-bench-secret-bench-secret',
+    APNS_KEY_PATH: key.path,
+    APNS_KEY_ID: key.keyId,
+    APNS_TEAM_ID: key.teamId,
+    APNS_BUNDLE_ID: 'com.example.veil',
+    APNS_HOST: apns.host,
+    FCM_SERVICE_ACCOUNT_PATH: fcm.writeServiceAccount(dir),
+    FCM_API_URL: fcm.url,
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+  };
+  const services: ServiceProcess[] = [];
+  return {
+    env,
+    apns,
+    fcm,
+    key,
+    dir,
+    databaseUrl: databaseUrl.toString(),
+    redisUrl,
+    apiUrl: `http://127.0.0.1:${port}`,
+    arrivals,
+    async startApi() {
+      const api = await startService('api', 'services/api/src/main.ts', env, `http://127.0.0.1:${port}/readyz`);
+      services.push(api);
+      return api;
+    },
+    async startWorker(name, extraEnv = {}) {
+      const metricsPort = await freePort();
+      const worker = await startService(name, 'services/worker/src/main.ts', { ...env, METRICS_PORT: String(metricsPort), ...extraEnv }, `http://127.0.0.1:${metricsPort}/healthz`);
+      services.push(worker);
+      return worker;
+    },
+    async tearDown() {
+      clearInterval(trim);
+      await Promise.all(services.map((s) => s.stop()));
+      await Promise.all([apns.close(), fcm.close()]);
+      await clearBenchKeys(redisUrl);
+      await admin.unsafe(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+      await admin.end();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Deletes the queue keys in the bench's own Redis db (never another db). */
+async function clearBenchKeys(redisUrl: string): Promise<void> {
+  const redis = new Redis(redisUrl);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', 'bull:veil-push-*', 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+export { REPO_ROOT };

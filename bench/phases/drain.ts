@@ -1,0 +1,51 @@
+import { randomUUID } from 'node:crypto';
+import { Queue } from 'bullmq';
+import { PUSH_JOB, PUSH_QUEUE, pushJobOptions, pushQueueName, type PushJob } from '@veil/queue/contracts';
+import type { Arrival } from '../lib/stack.ts';
+
+export const DRAIN_JOBS = 20_000;
+
+/**
+ * Queues DRAIN_JOBS pushes (half iOS, half Android) while the queues are paused, then resumes
+ * them and times the whole backlog reaching the stand-ins: pushes per second.
+ */
+export async function benchDrain(redisUrl: string, arrivals: Arrival[], startDrainers: () => Promise<void>): Promise<{ pushesPerSecond: number; seconds: number; missing: number }> {
+  const connection = { url: redisUrl, maxRetriesPerRequest: null };
+  const queues = { ios: new Queue(pushQueueName(PUSH_QUEUE, 'ios'), { connection }), android: new Queue(pushQueueName(PUSH_QUEUE, 'android'), { connection }) };
+  await Promise.all(Object.values(queues).map((q) => q.pause()));
+  const prefix = `drain-${randomUUID()}-`;
+  const now = Date.now();
+  for (let i = 0; i < DRAIN_JOBS; i += 1000) {
+    const batch: Record<'ios' | 'android', { name: string; data: PushJob; opts: ReturnType<typeof pushJobOptions> }[]> = { ios: [], android: [] };
+    for (let j = i; j < Math.min(DRAIN_JOBS, i + 1000); j++) {
+      const platform = j % 2 === 0 ? 'ios' : 'android';
+      const job: PushJob = {
+        v: 1,
+        platform,
+        jid: `drain${j}@bench.example`,
+        device_id: randomUUID(),
+        push_token: platform === 'ios' ? (j.toString(16).padStart(8, '0') + 'cd'.repeat(28)).slice(0, 64) : `drain-fcm-${j}`,
+        app_id: null,
+        caller_name: 'Alice',
+        call_id: `${prefix}${j}`,
+        call_type: 'audio',
+        enqueued_at: now,
+        // Long enough that no push of the backlog expires: this measures throughput, not the TTL.
+        deadline: now + 600_000,
+      };
+      batch[platform].push({ name: PUSH_JOB, data: job, opts: pushJobOptions(job, 5, 600) });
+    }
+    await Promise.all([queues.ios.addBulk(batch.ios), queues.android.addBulk(batch.android)]);
+  }
+  await startDrainers();
+  const count = () => arrivals.reduce((n, a) => n + (a.callId.startsWith(prefix) ? 1 : 0), 0);
+  const before = arrivals.length;
+  const started = performance.now();
+  await Promise.all(Object.values(queues).map((q) => q.resume()));
+  const until = started + 180_000;
+  while (arrivals.length - before < DRAIN_JOBS && performance.now() < until) await new Promise((r) => setTimeout(r, 20));
+  const seconds = (performance.now() - started) / 1000;
+  const delivered = count();
+  await Promise.all(Object.values(queues).map((q) => q.close()));
+  return { pushesPerSecond: delivered / seconds, seconds, missing: DRAIN_JOBS - delivered };
+}

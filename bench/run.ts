@@ -1,0 +1,110 @@
+/**
+ * `pnpm bench`: the real api and worker (and the naive baseline) against the same local
+ * Postgres, Redis and APNs/FCM stand-ins the tests use, all on loopback. Prints one table and
+ * writes bench/RESULTS.md. Figures, not assertions: a slow machine never fails anything.
+ */
+import { execSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { benchDrain } from './phases/drain.ts';
+import { benchEndToEnd, type EndToEndFigures } from './phases/end-to-end.ts';
+import { benchCallNotify, benchRegister, type IngestFigures } from './phases/ingest.ts';
+import { startNaiveWorker } from './phases/naive.ts';
+import { REPO_ROOT } from './lib/proc.ts';
+import { seedCallees } from './lib/seed.ts';
+import { createStack, type Stack } from './lib/stack.ts';
+import { fmt } from './lib/stats.ts';
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+
+async function waitForQuiet(stack: Stack): Promise<void> {
+  // The backlog of one phase must not leak into the next one's figures.
+  let last = -1;
+  while (stack.arrivals.length !== last) {
+    last = stack.arrivals.length;
+    await new Promise((r) => setTimeout(r, 1500));
+  }
+}
+
+async function main(): Promise<void> {
+  const stack = await createStack();
+  const rows: string[][] = [];
+  try {
+    say('starting api and worker ...');
+    const api = await stack.startApi();
+    const worker = await stack.startWorker('worker-1');
+    const callees = await seedCallees(stack.databaseUrl, 1000);
+
+    say('warm-up ...');
+    await benchEndToEnd(stack.apiUrl, callees, stack.arrivals, 200);
+    await waitForQuiet(stack);
+
+    say('1. ingest (autocannon, 10 s each) ...');
+    const ingest: IngestFigures[] = [...(await benchCallNotify(stack.apiUrl, callees)), await benchRegister(stack.apiUrl, stack.env.JWT_SECRET!)];
+    for (const f of ingest) {
+      rows.push([`ingest: ${f.label}`, `${fmt(f.rps, 0)} req/s`, `p50 ${fmt(f.p50)} ms, p99 ${fmt(f.p99)} ms`, `errors ${f.errors}, non-2xx ${f.non2xx}`]);
+    }
+    await waitForQuiet(stack);
+
+    say('2. end to end (open loop, 10 s per rate) ...');
+    const e2e: EndToEndFigures[] = [];
+    for (const rate of [100, 500, 1000]) {
+      const f = await benchEndToEnd(stack.apiUrl, callees, stack.arrivals, rate);
+      e2e.push(f);
+      rows.push([`end to end @ ${rate} calls/s`, `${f.count} pushes`, `p50 ${fmt(f.p50)} / p95 ${fmt(f.p95)} / p99 ${fmt(f.p99)} / max ${fmt(f.max)} ms`, `missing ${f.missing}, http errors ${f.httpErrors}`]);
+      await waitForQuiet(stack);
+    }
+    const apiPeak = api.peakRssMb();
+
+    say('3. drain 20,000 pushes ...');
+    const one = await benchDrain(stack.redisUrl, stack.arrivals, async () => {});
+    rows.push(['drain: 1 worker process', `${fmt(one.pushesPerSecond, 0)} pushes/s`, `${fmt(one.seconds, 2)} s`, `missing ${one.missing}`]);
+    const worker2 = await stack.startWorker('worker-2');
+    const two = await benchDrain(stack.redisUrl, stack.arrivals, async () => {});
+    rows.push(['drain: 2 worker processes', `${fmt(two.pushesPerSecond, 0)} pushes/s`, `${fmt(two.seconds, 2)} s`, `missing ${two.missing}`]);
+    const workerPeak = Math.max(worker.peakRssMb(), worker2.peakRssMb());
+    await Promise.all([worker.stop(), worker2.stop()]);
+
+    say('5. naive baseline drain ...');
+    let naive = { pushesPerSecond: Number.NaN, seconds: Number.NaN, missing: Number.NaN };
+    let naiveClose = async () => {};
+    naive = await benchDrain(stack.redisUrl, stack.arrivals, async () => {
+      naiveClose = (await startNaiveWorker(stack)).close;
+    });
+    await naiveClose();
+    rows.push(['drain: naive baseline (1 process)', `${fmt(naive.pushesPerSecond, 0)} pushes/s`, `${fmt(naive.seconds, 2)} s`, `missing ${naive.missing}; real worker ${fmt(one.pushesPerSecond / naive.pushesPerSecond, 1)}x`]);
+
+    rows.push(['4. peak RSS: api (phases 1-2)', `${fmt(apiPeak, 0)} MB`, '', '']);
+    rows.push(['4. peak RSS: worker (phases 2-3)', `${fmt(workerPeak, 0)} MB`, '', '']);
+  } finally {
+    await stack.tearDown();
+  }
+  report(rows);
+}
+
+function report(rows: string[][]): void {
+  const header = ['what', 'figure', 'detail', 'notes'];
+  const table = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+  say(`\n${table}\n`);
+  let commit = 'unknown';
+  try {
+    commit = execSync('git rev-parse --short HEAD', { cwd: REPO_ROOT }).toString().trim();
+  } catch {
+    // not a checkout
+  }
+  const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+  writeFileSync(
+    `${REPO_ROOT}bench/RESULTS.md`,
+    `# Benchmark results\n\n- date: ${new Date().toISOString()}\n- commit: ${commit}\n- machine: ${machine}\n` +
+      `- everything co-located on loopback: api, worker(s), Postgres, Redis, the APNs/FCM stand-ins and the load generator\n\n` +
+      `${table}\n\n## Reproduce\n\n\`\`\`sh\npnpm install\npnpm bench\n\`\`\`\n\n` +
+      `Needs the local Postgres and Redis the tests use, and port 443 on 127.0.0.1 free (the apns2 baseline cannot use another port).\n` +
+      `Service logs of the run are in bench/.out/.\n`,
+  );
+  say('written: bench/RESULTS.md');
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});

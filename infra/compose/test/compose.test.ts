@@ -1,0 +1,146 @@
+// Docker does not run on these machines, so this checks docker-compose.yml and the Dockerfiles
+// statically: services, ports, mounts, health checks, and that every variable Compose hands the
+// services is one packages/config accepts (and that .env.example's values pass it).
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+// infra/ is not a workspace package, so the config module is imported by path.
+import { loadConfig } from '../../../packages/config/src/config.ts';
+
+const root = (p: string) => fileURLToPath(new URL(`../../../${p}`, import.meta.url));
+const read = (p: string) => readFileSync(root(p), 'utf8');
+
+interface Service {
+  image?: string;
+  build?: { context: string; dockerfile: string; target?: string };
+  command?: string[];
+  environment?: Record<string, string>;
+  ports?: string[];
+  volumes?: string[];
+  healthcheck?: { test: string[] };
+  depends_on?: Record<string, { condition: string }>;
+  container_name?: string;
+}
+
+const composeText = read('docker-compose.yml');
+const compose = parse(composeText) as { services: Record<string, Service>; volumes: Record<string, unknown> };
+const services = compose.services;
+
+/** KEY=value lines of .env.example, as `docker compose` reads .env. */
+const envExample = Object.fromEntries(
+  read('.env.example')
+    .split('\n')
+    .filter((l) => /^[A-Z_][A-Z0-9_]*=/.test(l))
+    .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+);
+
+/** Compose's ${VAR}, ${VAR:-default} and ${VAR:?error} with the given .env. */
+function interpolate(value: string, env: Record<string, string>): string {
+  return value.replace(/\$\{([A-Z_][A-Z0-9_]*)(?::([-?])([^}]*))?\}/g, (_m, name: string, op?: string, arg?: string) => {
+    const v = env[name];
+    if (v !== undefined && v !== '') return v;
+    if (op === '?') throw new Error(`${name} is required: ${arg}`);
+    return op === '-' ? (arg ?? '') : '';
+  });
+}
+
+/** The variable names packages/config's schema reads (the only reader of process.env). */
+const acceptedNames = new Set([...read('packages/config/src/config.ts').matchAll(/^ {2}([A-Z][A-Z0-9_]+): /gm)].map((m) => m[1]!));
+
+describe('docker-compose.yml', () => {
+  it('runs api, worker, postgres, redis and kamailio, each with a health check', () => {
+    expect(Object.keys(services).sort()).toEqual(['api', 'kamailio', 'postgres', 'redis', 'worker']);
+    for (const [name, svc] of Object.entries(services)) expect(svc.healthcheck?.test.length, name).toBeGreaterThan(0);
+  });
+
+  it('publishes the api on 8443 and SIP on 5060 over UDP and TCP, and nothing for the worker', () => {
+    expect(services.api!.ports).toContain('8443:8443');
+    expect(services.kamailio!.ports).toEqual(expect.arrayContaining(['5060:5060/udp', '5060:5060/tcp']));
+    // A fixed name or host port would make `--scale worker=3` fail.
+    expect(services.worker!.ports).toBeUndefined();
+    expect(services.worker!.container_name).toBeUndefined();
+    expect(services.postgres!.ports).toBeUndefined();
+    expect(services.redis!.ports).toBeUndefined();
+  });
+
+  it('keeps Postgres and Redis data in named volumes, Redis with AOF and noeviction', () => {
+    expect(services.postgres!.volumes).toContain('pgdata:/var/lib/postgresql/data');
+    expect(services.redis!.volumes).toContain('redisdata:/data');
+    expect(Object.keys(compose.volumes)).toEqual(expect.arrayContaining(['pgdata', 'redisdata']));
+    const cmd = services.redis!.command!.join(' ');
+    expect(cmd).toContain('--appendonly yes');
+    expect(cmd).toContain('--maxmemory-policy noeviction');
+  });
+
+  it("mounts the APNs key and FCM service account read-only at the config's default paths", () => {
+    const defaults = loadConfig({});
+    const mounts = services.worker!.volumes!.map((v) => interpolate(v, envExample));
+    expect(mounts).toContain(`./secrets/apns_key.p8:${defaults.apns.keyPath}:ro`);
+    expect(mounts).toContain(`./secrets/fcm_service_account.json:${defaults.fcm.serviceAccountPath}:ro`);
+  });
+
+  it('starts the api after healthy Postgres and Redis, and the worker after a healthy (migrated) api', () => {
+    expect(services.api!.depends_on).toMatchObject({ postgres: { condition: 'service_healthy' }, redis: { condition: 'service_healthy' } });
+    expect(services.worker!.depends_on).toMatchObject({ api: { condition: 'service_healthy' }, redis: { condition: 'service_healthy' } });
+  });
+
+  it('sets only variables the config accepts, and .env.example values load cleanly', () => {
+    for (const name of ['api', 'worker']) {
+      const env = services[name]!.environment!;
+      const unknown = Object.keys(env).filter((k) => !acceptedNames.has(k));
+      expect(unknown, `${name} sets variables no config reads`).toEqual([]);
+      const resolved = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, interpolate(String(v), envExample)]));
+      const config = loadConfig(resolved);
+      expect(config.port).toBe(8443);
+      expect(config.callNotifySecret).toBe(envExample.CALL_NOTIFY_SECRET);
+      expect(config.databaseUrl).toMatch(/^postgres:\/\/postgres:.+@postgres:5432\/veil$/);
+      expect(config.redisUrl).toBe('redis://redis:6379');
+    }
+  });
+
+  it('every ${VAR} it uses is in .env.example, and the required ones fail without .env', () => {
+    const used = new Set([...composeText.matchAll(/\$\{([A-Z_][A-Z0-9_]*)/g)].map((m) => m[1]!));
+    expect([...used].filter((v) => !(v in envExample))).toEqual([]);
+    expect(() => interpolate(services.api!.environment!.CALL_NOTIFY_SECRET!, {})).toThrow(/CALL_NOTIFY_SECRET is required/);
+  });
+
+  it("points Kamailio's webhook at the api's call-notify with the same secret", () => {
+    const cmd = services.kamailio!.command!.map((a) => interpolate(a, envExample));
+    expect(cmd.slice(0, 5)).toEqual(['kamailio', '-DD', '-E', '-f', '/etc/kamailio/kamailio.cfg']);
+    expect(cmd).toContain('PUSH_URL="http://api:8443/api/v1/push/call-notify"');
+    expect(cmd).toContain(`PUSH_SECRET="${envExample.CALL_NOTIFY_SECRET}"`);
+  });
+});
+
+describe('Dockerfiles', () => {
+  const node = read('infra/docker/Dockerfile');
+  const kamailio = read('infra/kamailio/Dockerfile');
+
+  it('builds api and worker in stages from a Node LTS image with production dependencies only, as non-root', () => {
+    expect(node).toMatch(/^ARG NODE_IMAGE=node:(20|22)-/m);
+    expect(node.match(/^FROM /gm)!.length).toBeGreaterThanOrEqual(3);
+    expect(node).toMatch(/^FROM runtime-base AS api$/m);
+    expect(node).toMatch(/^FROM runtime-base AS worker$/m);
+    expect(node).toContain('pnpm --filter @veil/api deploy --prod');
+    expect(node).toContain('pnpm --filter @veil/worker deploy --prod');
+    expect(node).toMatch(/^USER node$/m);
+    expect(node).toContain('--frozen-lockfile');
+    expect(services.api!.build).toMatchObject({ dockerfile: 'infra/docker/Dockerfile', target: 'api' });
+    expect(services.worker!.build).toMatchObject({ dockerfile: 'infra/docker/Dockerfile', target: 'worker' });
+  });
+
+  it('copies every workspace manifest the lockfile needs before pnpm install', () => {
+    const workspaceManifests = ['packages/config', 'packages/db', 'packages/log', 'packages/queue', 'packages/testkit', 'services/api', 'services/worker', 'tools/cli', 'bench'];
+    for (const dir of workspaceManifests) expect(node, dir).toContain(`COPY ${dir}/package.json ${dir}/`);
+  });
+
+  it('runs Kamailio from Debian bookworm with the packages CI installs, non-root, with the repo config', () => {
+    expect(kamailio).toMatch(/^FROM debian:bookworm/m);
+    for (const pkg of ['kamailio', 'kamailio-utils-modules', 'kamailio-extra-modules', 'kamailio-json-modules']) {
+      expect(kamailio).toMatch(new RegExp(`\\s${pkg}(\\s|$)`));
+    }
+    expect(kamailio).toContain('COPY infra/kamailio/kamailio.cfg /etc/kamailio/kamailio.cfg');
+    expect(kamailio).toMatch(/^USER kamailio$/m);
+  });
+});

@@ -1,0 +1,186 @@
+// The whole call path with nothing stood in but Apple and Google: sipp -> Kamailio -> the real
+// api -> Redis -> the real worker -> the APNs/FCM stand-ins. Ports 5080-5089 belong to this file.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApnsStandIn, writeTestApnsKey, type ApnsStandIn } from '../../../packages/testkit/src/apns-stand-in.ts';
+import { TEST_CA_PATH } from '../../../packages/testkit/src/certs.ts';
+import { startFcmStandIn, type FcmStandIn } from '../../../packages/testkit/src/fcm-stand-in.ts';
+import { runCli } from '../../../tools/cli/src/cli.ts';
+import { missingSipTools, startKamailio, type Kamailio } from '../../kamailio/test/support/kamailio.ts';
+import { runSipp, startSipp } from '../../kamailio/test/support/sipp.ts';
+import { createE2eDatabase, eventually, pickRedisDb, startService, type ServiceProcess } from './support/services.ts';
+
+const PROXY = 5080;
+const CALLER = 5081;
+const CALLEE_UAS = 5082;
+const REGISTRAR_CLIENT = 5083;
+const HOLD_PROXY = 5085;
+const HOLD_CALLER = 5086;
+const HOLD_UAS = 5087;
+const HOLD_REGISTRAR_CLIENT = 5088;
+const HOLD_MS = 3000;
+
+const JWT_SECRET = 'e2e-jwt-secret';
+const NOTIFY_SECRET = 'e2e-notify-secret';
+const IOS_TOKEN = (n: number) => String(n).padStart(2, '0').repeat(32);
+
+const missing = missingSipTools();
+if (missing) console.warn(`Skipping the end-to-end call path tests: ${missing}`);
+
+describe.skipIf(missing !== null)('call path: Kamailio -> api -> worker -> APNs/FCM', () => {
+  let dir: string;
+  let database: Awaited<ReturnType<typeof createE2eDatabase>>;
+  const redisDb = pickRedisDb();
+  let apns: ApnsStandIn;
+  let fcm: FcmStandIn;
+  let api: ServiceProcess;
+  let worker: ServiceProcess;
+  let apiUrl: string;
+  let kamailio: Kamailio;
+  let holdKamailio: Kamailio;
+  let seq = 0;
+  const callId = (label: string) => `e2e-${label}-${process.pid}-${++seq}`;
+
+  async function registerDevice(jid: string, device: { device_id: string; platform: 'ios' | 'android'; push_token: string }) {
+    let token = '';
+    const code = await runCli(['token', jid], { env: { JWT_SECRET }, out: { write: (t: string) => (token += t) }, err: { write: () => true } });
+    expect(code).toBe(0);
+    const res = await fetch(`${apiUrl}/api/v1/push/register`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token.trim()}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ jid, ...device }),
+    });
+    expect(res.status, await res.clone().text()).toBe(201);
+  }
+
+  const apnsPushFor = (cid: string) => eventually(`an APNs push for ${cid}`, () => apns.requests.find((r) => (r.body as { call_id?: string } | null)?.call_id === cid));
+  const fcmPushFor = (cid: string) => eventually(`an FCM push for ${cid}`, () => fcm.requests.find((r) => r.body?.message?.data?.call_id === cid));
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'veil-e2e-'));
+    database = await createE2eDatabase();
+    const key = writeTestApnsKey(dir);
+    apns = await startApnsStandIn({ key });
+    fcm = await startFcmStandIn();
+    const env = {
+      PORT: '0',
+      METRICS_PORT: '0',
+      DATABASE_URL: database.url,
+      REDIS_URL: redisDb.url,
+      JWT_SECRET,
+      CALL_NOTIFY_SECRET: NOTIFY_SECRET,
+      APNS_KEY_PATH: key.path,
+      APNS_KEY_ID: key.keyId,
+      APNS_TEAM_ID: key.teamId,
+      APNS_BUNDLE_ID: 'com.example.veil',
+      APNS_HOST: apns.host,
+      FCM_SERVICE_ACCOUNT_PATH: fcm.writeServiceAccount(dir),
+      FCM_API_URL: fcm.url,
+      NODE_EXTRA_CA_CERTS: TEST_CA_PATH,
+      LOG_LEVEL: 'info',
+    };
+    api = await startService('api', env, 'API listening');
+    const port = api.lines().find((l) => l.msg === 'API listening')!.port as number;
+    apiUrl = `http://127.0.0.1:${port}`;
+    worker = await startService('worker', env, 'Worker started');
+
+    const pushUrl = `${apiUrl}/api/v1/push/call-notify`;
+    kamailio = await startKamailio({ port: PROXY, pushUrl, pushSecret: NOTIFY_SECRET });
+    holdKamailio = await startKamailio({ port: HOLD_PROXY, pushUrl, pushSecret: NOTIFY_SECRET, holdMs: HOLD_MS });
+
+    await registerDevice('bob@example.com', { device_id: '11111111-1111-4111-8111-111111111111', platform: 'ios', push_token: IOS_TOKEN(1) });
+    await registerDevice('carol@example.com', { device_id: '22222222-2222-4222-8222-222222222222', platform: 'android', push_token: 'fcm-token-carol:APA91b_e2e' });
+    await registerDevice('erin@example.com', { device_id: '33333333-3333-4333-8333-333333333333', platform: 'ios', push_token: IOS_TOKEN(3) });
+    await registerDevice('frank@example.com', { device_id: '44444444-4444-4444-8444-444444444444', platform: 'ios', push_token: IOS_TOKEN(4) });
+  }, 120_000);
+
+  afterAll(async () => {
+    await kamailio?.stop();
+    await holdKamailio?.stop();
+    await worker?.stop();
+    await api?.stop();
+    await apns?.close();
+    await fcm?.close();
+    await redisDb.clean();
+    await database?.drop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('an audio INVITE to an offline iOS user gets 480 and a VoIP push with the Call-ID and decoded display name', async () => {
+    const cid = callId('audio');
+    const run = await runSipp({
+      scenario: 'uac-offline.xml',
+      proxyPort: PROXY,
+      localPort: CALLER,
+      callId: cid,
+      keys: { callee: 'bob', from_user: 'alice', display: '"Zoë \\"Z\\" 山田"', media_extra: 'a=sendrecv' },
+    });
+    expect(run.code, run.output).toBe(0);
+    const push = await apnsPushFor(cid);
+    expect(push.token).toBe(IOS_TOKEN(1));
+    expect(push.headers['apns-push-type']).toBe('voip');
+    expect(push.headers['apns-topic']).toBe('com.example.veil.voip');
+    expect(push.body).toEqual({ aps: {}, caller_name: 'Zoë "Z" 山田', call_id: cid, call_type: 'audio' });
+    expect(kamailio.log()).toMatch(new RegExp(`Push webhook result: 202 callee=bob call_id=${cid}`));
+  });
+
+  it('a video INVITE to an offline Android user gets 480 and an FCM data message with call_type video', async () => {
+    const cid = callId('video');
+    const run = await runSipp({
+      scenario: 'uac-offline.xml',
+      proxyPort: PROXY,
+      localPort: CALLER,
+      callId: cid,
+      keys: { callee: 'carol', from_user: 'alice', display: '', media_extra: 'm=video 6002 RTP/AVP 96' },
+    });
+    expect(run.code, run.output).toBe(0);
+    const push = await fcmPushFor(cid);
+    // No display name: the caller's username stands in.
+    expect(push.body?.message?.data).toEqual({ type: 'call', caller_name: 'alice', call_id: cid, call_type: 'video' });
+    expect(push.body?.message?.android?.priority).toBe('high');
+  });
+
+  it('a callee with no push registration gets 480 and the api answers no_registrations', async () => {
+    const cid = callId('nobody');
+    const run = await runSipp({ scenario: 'uac-offline.xml', proxyPort: PROXY, localPort: CALLER, callId: cid, keys: { callee: 'nobody', from_user: 'alice', display: '"A"', media_extra: 'a=sendrecv' } });
+    expect(run.code, run.output).toBe(0);
+    expect(kamailio.log()).toMatch(new RegExp(`Push webhook result: 200 callee=nobody call_id=${cid} .*no_registrations`));
+  });
+
+  it('a user registered over SIP is relayed the INVITE and gets no push', async () => {
+    const callee = startSipp({ scenario: 'uas-answer.xml', proxyPort: PROXY, localPort: CALLEE_UAS });
+    const reg = await runSipp({ scenario: 'register.xml', proxyPort: PROXY, localPort: REGISTRAR_CLIENT, keys: { callee: 'erin', contact_port: String(CALLEE_UAS), expires: '60' } });
+    expect(reg.code, reg.output).toBe(0);
+    const cid = callId('relay');
+    const call = await runSipp({ scenario: 'uac-answered.xml', proxyPort: PROXY, localPort: CALLER, callId: cid, keys: { callee: 'erin', from_user: 'alice' } });
+    expect(call.code, call.output).toBe(0);
+    expect((await callee.done).code).toBe(0);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(apns.requests.filter((r) => (r.body as { call_id?: string } | null)?.call_id === cid)).toHaveLength(0);
+    expect(kamailio.log()).not.toContain(`call_id=${cid}`);
+  });
+
+  it('hold mode: the INVITE reaches the callee after the push woke it and it registered', async () => {
+    const callee = startSipp({ scenario: 'uas-answer.xml', proxyPort: HOLD_PROXY, localPort: HOLD_UAS });
+    const cid = callId('hold');
+    const call = runSipp({ scenario: 'uac-answered.xml', proxyPort: HOLD_PROXY, localPort: HOLD_CALLER, callId: cid, keys: { callee: 'frank', from_user: 'alice' } });
+    // The "phone" registers once its push arrived, as the app would.
+    await apnsPushFor(cid);
+    const reg = await runSipp({ scenario: 'register.xml', proxyPort: HOLD_PROXY, localPort: HOLD_REGISTRAR_CLIENT, keys: { callee: 'frank', contact_port: String(HOLD_UAS), expires: '60' } });
+    expect(reg.code, reg.output).toBe(0);
+    const run = await call;
+    expect(run.code, run.output).toBe(0);
+    expect((await callee.done).code).toBe(0);
+    await runSipp({ scenario: 'register.xml', proxyPort: HOLD_PROXY, localPort: HOLD_REGISTRAR_CLIENT, keys: { callee: 'frank', contact_port: String(HOLD_UAS), expires: '0' } });
+  });
+
+  it('hold mode: 480 after the hold time when the woken phone never registers', async () => {
+    const cid = callId('hold-timeout');
+    const run = await runSipp({ scenario: 'uac-offline.xml', proxyPort: HOLD_PROXY, localPort: HOLD_CALLER, callId: cid, keys: { callee: 'bob', from_user: 'alice', display: '"Alice"', media_extra: 'a=sendrecv' } });
+    expect(run.code, run.output).toBe(0);
+    expect(run.ms).toBeGreaterThanOrEqual(HOLD_MS - 100);
+    expect((await apnsPushFor(cid)).body).toMatchObject({ caller_name: 'Alice', call_id: cid });
+  });
+});
