@@ -9,6 +9,12 @@ const LIBRARY_TOKEN_URL = 'https://oauth2.googleapis.com/token';
 /** Fetch a new access token this long before the old one expires, never mid-burst at expiry. */
 export const ACCESS_TOKEN_REFRESH_EARLY_MS = 5 * 60 * 1000;
 
+export interface FcmAccessTokenOptions {
+  /** Default ACCESS_TOKEN_REFRESH_EARLY_MS; tests use seconds with short-lived tokens. */
+  refreshEarlyMs?: number;
+  now?: () => number;
+}
+
 export interface FcmServiceAccount {
   projectId: string;
   clientEmail: string;
@@ -56,8 +62,12 @@ export class FcmAccessToken {
   private cached: { token: string; expiresAt: number; afterUnauthorized: boolean } | null = null;
   private inflight: Promise<{ token: string; expiresAt: number }> | null = null;
   private nextIsAfterUnauthorized = false;
+  private readonly refreshEarlyMs: number;
+  private readonly now: () => number;
 
-  constructor(account: FcmServiceAccount, private readonly now: () => number = Date.now) {
+  constructor(account: FcmServiceAccount, opts: FcmAccessTokenOptions = {}) {
+    this.refreshEarlyMs = opts.refreshEarlyMs ?? ACCESS_TOKEN_REFRESH_EARLY_MS;
+    this.now = opts.now ?? Date.now;
     this.jwt = new JWT({
       email: account.clientEmail,
       key: account.privateKey,
@@ -82,7 +92,7 @@ export class FcmAccessToken {
   /** A valid access token; whether it was fetched right after a 401 (see `rejected`). */
   async get(): Promise<{ token: string; afterUnauthorized: boolean }> {
     const c = this.cached;
-    if (c && c.expiresAt - this.now() > ACCESS_TOKEN_REFRESH_EARLY_MS) return c;
+    if (c && c.expiresAt - this.now() > this.refreshEarlyMs) return c;
     this.inflight ??= this.fetch().finally(() => {
       this.inflight = null;
     });

@@ -23,6 +23,8 @@ export interface HarnessOptions {
   maxAttempts?: number;
   concurrency?: number;
   requestTimeoutMs?: number;
+  /** A Redis of the test's own (e.g. one it restarts); its queues are not obliterated at close. */
+  redisUrl?: string;
   /** Extra or overriding environment (e.g. APNS_KEY_ID: '' for "not configured"). */
   env?: Record<string, string>;
 }
@@ -64,10 +66,11 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const saPath = fcm.writeServiceAccount(dir);
   const db = await createTestDb('worker');
   const queueBase = testQueueName('worker');
+  const redisUrl = opts.redisUrl ?? TEST_REDIS_URL;
   const ttl = opts.ttlSeconds ?? 30;
   const maxAttempts = opts.maxAttempts ?? 5;
   const env: Record<string, string> = {
-    REDIS_URL: TEST_REDIS_URL,
+    REDIS_URL: redisUrl,
     DATABASE_URL: `postgres://postgres@127.0.0.1:5432/postgres`,
     APNS_KEY_PATH: apnsKey.path,
     APNS_KEY_ID: apnsKey.keyId,
@@ -91,7 +94,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     destination: { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) },
   });
   const metrics = createWorkerMetrics();
-  const connection = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const queues = {
     ios: new Queue(pushQueueName(queueBase, 'ios'), { connection }),
     android: new Queue(pushQueueName(queueBase, 'android'), { connection }),
@@ -151,7 +154,9 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       await Promise.all(closables.map((c) => c.close()));
       await Promise.all([queues.ios.close(), queues.android.close()]);
       connection.disconnect();
-      await Promise.all([obliterateQueue(pushQueueName(queueBase, 'ios')), obliterateQueue(pushQueueName(queueBase, 'android'))]);
+      if (redisUrl === TEST_REDIS_URL) {
+        await Promise.all([obliterateQueue(pushQueueName(queueBase, 'ios')), obliterateQueue(pushQueueName(queueBase, 'android'))]);
+      }
       await Promise.all([apns.close(), fcm.close()]);
       await db.drop();
       rmSync(dir, { recursive: true, force: true });
