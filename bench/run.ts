@@ -10,12 +10,15 @@ import { benchDrain } from './phases/drain.ts';
 import { benchEndToEnd, type EndToEndFigures } from './phases/end-to-end.ts';
 import { benchCallNotify, benchRegister, type IngestFigures } from './phases/ingest.ts';
 import { startNaiveWorker } from './phases/naive.ts';
-import { REPO_ROOT } from './lib/proc.ts';
-import { seedCallees } from './lib/seed.ts';
+import { REPO_ROOT, type ServiceProcess } from './lib/proc.ts';
+import { seedCallees, type Callee } from './lib/seed.ts';
 import { createStack, type Stack } from './lib/stack.ts';
 import { fmt } from './lib/stats.ts';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
+
+/** BENCH_PHASES=ingest,e2e,drain,naive runs a subset (for profiling one path); default: all. */
+const phases = new Set((process.env.BENCH_PHASES ?? 'ingest,e2e,drain,naive').split(','));
 
 async function waitForQuiet(stack: Stack): Promise<void> {
   // The backlog of one phase must not leak into the next one's figures.
@@ -26,9 +29,51 @@ async function waitForQuiet(stack: Stack): Promise<void> {
   }
 }
 
+type Row = string[];
+
+async function ingestPhase(stack: Stack, callees: Callee[], rows: Row[]): Promise<void> {
+  say('1. ingest (autocannon, 10 s each) ...');
+  const ingest: IngestFigures[] = [...(await benchCallNotify(stack.apiUrl, callees)), await benchRegister(stack.apiUrl, stack.env.JWT_SECRET!)];
+  for (const f of ingest) {
+    rows.push([`ingest: ${f.label}`, `${fmt(f.rps, 0)} req/s`, `p50 ${fmt(f.p50)} ms, p99 ${fmt(f.p99)} ms`, `errors ${f.errors}, non-2xx ${f.non2xx}`]);
+  }
+  await waitForQuiet(stack);
+}
+
+async function endToEndPhase(stack: Stack, callees: Callee[], rows: Row[]): Promise<void> {
+  say('2. end to end (open loop, 10 s per rate) ...');
+  for (const rate of [100, 500, 1000]) {
+    const f: EndToEndFigures = await benchEndToEnd(stack.apiUrl, callees, stack.arrivals, rate);
+    rows.push([`end to end @ ${rate} calls/s`, `${f.count} pushes`, `p50 ${fmt(f.p50)} / p95 ${fmt(f.p95)} / p99 ${fmt(f.p99)} / max ${fmt(f.max)} ms`, `missing ${f.missing}, http errors ${f.httpErrors}`]);
+    await waitForQuiet(stack);
+  }
+}
+
+/** Drains with the running worker, then with a second one; returns the one-process rate. */
+async function drainPhase(stack: Stack, rows: Row[], extraWorkers: ServiceProcess[]): Promise<number> {
+  say('3. drain 20,000 pushes ...');
+  const one = await benchDrain(stack.redisUrl, stack.arrivals, async () => {});
+  rows.push(['drain: 1 worker process', `${fmt(one.pushesPerSecond, 0)} pushes/s`, `${fmt(one.seconds, 2)} s`, `missing ${one.missing}`]);
+  extraWorkers.push(await stack.startWorker('worker-2'));
+  const two = await benchDrain(stack.redisUrl, stack.arrivals, async () => {});
+  rows.push(['drain: 2 worker processes', `${fmt(two.pushesPerSecond, 0)} pushes/s`, `${fmt(two.seconds, 2)} s`, `missing ${two.missing}`]);
+  return one.pushesPerSecond;
+}
+
+async function naivePhase(stack: Stack, rows: Row[], realRate: number): Promise<void> {
+  say('5. naive baseline drain ...');
+  let close = async () => {};
+  const naive = await benchDrain(stack.redisUrl, stack.arrivals, async () => {
+    close = (await startNaiveWorker(stack)).close;
+  });
+  await close();
+  const ratio = Number.isNaN(realRate) ? '' : `; real worker ${fmt(realRate / naive.pushesPerSecond, 1)}x`;
+  rows.push(['drain: naive baseline (1 process)', `${fmt(naive.pushesPerSecond, 0)} pushes/s`, `${fmt(naive.seconds, 2)} s`, `missing ${naive.missing}${ratio}`]);
+}
+
 async function main(): Promise<void> {
   const stack = await createStack();
-  const rows: string[][] = [];
+  const rows: Row[] = [];
   try {
     say('starting api and worker ...');
     const api = await stack.startApi();
@@ -39,40 +84,14 @@ async function main(): Promise<void> {
     await benchEndToEnd(stack.apiUrl, callees, stack.arrivals, 200);
     await waitForQuiet(stack);
 
-    say('1. ingest (autocannon, 10 s each) ...');
-    const ingest: IngestFigures[] = [...(await benchCallNotify(stack.apiUrl, callees)), await benchRegister(stack.apiUrl, stack.env.JWT_SECRET!)];
-    for (const f of ingest) {
-      rows.push([`ingest: ${f.label}`, `${fmt(f.rps, 0)} req/s`, `p50 ${fmt(f.p50)} ms, p99 ${fmt(f.p99)} ms`, `errors ${f.errors}, non-2xx ${f.non2xx}`]);
-    }
-    await waitForQuiet(stack);
-
-    say('2. end to end (open loop, 10 s per rate) ...');
-    const e2e: EndToEndFigures[] = [];
-    for (const rate of [100, 500, 1000]) {
-      const f = await benchEndToEnd(stack.apiUrl, callees, stack.arrivals, rate);
-      e2e.push(f);
-      rows.push([`end to end @ ${rate} calls/s`, `${f.count} pushes`, `p50 ${fmt(f.p50)} / p95 ${fmt(f.p95)} / p99 ${fmt(f.p99)} / max ${fmt(f.max)} ms`, `missing ${f.missing}, http errors ${f.httpErrors}`]);
-      await waitForQuiet(stack);
-    }
+    if (phases.has('ingest')) await ingestPhase(stack, callees, rows);
+    if (phases.has('e2e')) await endToEndPhase(stack, callees, rows);
     const apiPeak = api.peakRssMb();
-
-    say('3. drain 20,000 pushes ...');
-    const one = await benchDrain(stack.redisUrl, stack.arrivals, async () => {});
-    rows.push(['drain: 1 worker process', `${fmt(one.pushesPerSecond, 0)} pushes/s`, `${fmt(one.seconds, 2)} s`, `missing ${one.missing}`]);
-    const worker2 = await stack.startWorker('worker-2');
-    const two = await benchDrain(stack.redisUrl, stack.arrivals, async () => {});
-    rows.push(['drain: 2 worker processes', `${fmt(two.pushesPerSecond, 0)} pushes/s`, `${fmt(two.seconds, 2)} s`, `missing ${two.missing}`]);
-    const workerPeak = Math.max(worker.peakRssMb(), worker2.peakRssMb());
-    await Promise.all([worker.stop(), worker2.stop()]);
-
-    say('5. naive baseline drain ...');
-    let naive = { pushesPerSecond: Number.NaN, seconds: Number.NaN, missing: Number.NaN };
-    let naiveClose = async () => {};
-    naive = await benchDrain(stack.redisUrl, stack.arrivals, async () => {
-      naiveClose = (await startNaiveWorker(stack)).close;
-    });
-    await naiveClose();
-    rows.push(['drain: naive baseline (1 process)', `${fmt(naive.pushesPerSecond, 0)} pushes/s`, `${fmt(naive.seconds, 2)} s`, `missing ${naive.missing}; real worker ${fmt(one.pushesPerSecond / naive.pushesPerSecond, 1)}x`]);
+    const workers = [worker];
+    const realRate = phases.has('drain') ? await drainPhase(stack, rows, workers) : Number.NaN;
+    const workerPeak = Math.max(...workers.map((w) => w.peakRssMb()));
+    await Promise.all(workers.map((w) => w.stop()));
+    if (phases.has('naive')) await naivePhase(stack, rows, realRate);
 
     rows.push(['4. peak RSS: api (phases 1-2)', `${fmt(apiPeak, 0)} MB`, '', '']);
     rows.push(['4. peak RSS: worker (phases 2-3)', `${fmt(workerPeak, 0)} MB`, '', '']);

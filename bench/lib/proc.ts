@@ -25,7 +25,9 @@ export async function startService(
 ): Promise<ServiceProcess> {
   mkdirSync(OUT_DIR, { recursive: true });
   const out = createWriteStream(`${OUT_DIR}${name}.log`);
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+  // BENCH_CPU_PROF=1: each service writes V8 CPU profiles (one per thread) to bench/.out/prof/<name>/ when it stops.
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${OUT_DIR}prof/${name}`] : [];
+  const child = spawn(process.execPath, [...prof, '--import', 'tsx', entry], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,42 @@
+import { Router } from 'express';
+import type { Redis } from 'ioredis';
+import { timed, type Db } from '@veil/db/client';
+import { sendError } from '../errors.ts';
+
+/** Races a promise against a deadline; false when it fails or is late. */
+async function answersWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([p.then(() => true, () => false), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function healthRoutes(deps: { db: Db; redis: Redis; timeoutMs: number }): Router {
+  const router = Router();
+
+  // Liveness: the process answers. Never depends on Postgres or Redis, so an outage does not get it restarted.
+  router.get('/healthz', (_req, res) => {
+    res.status(200).json({ status: 'ok' });
+  });
+
+  // Readiness: both dependencies answer in time; a load balancer stops routing here otherwise.
+  router.get('/readyz', async (_req, res) => {
+    const [postgres, redis] = await Promise.all([
+      answersWithin(timed(deps.db, deps.db.sql`SELECT 1`), deps.timeoutMs),
+      answersWithin(deps.redis.ping(), deps.timeoutMs),
+    ]);
+    if (postgres && redis) {
+      res.status(200).json({ status: 'ready', postgres: 'ok', redis: 'ok' });
+      return;
+    }
+    const down = [postgres ? null : 'Postgres', redis ? null : 'Redis'].filter(Boolean).join(' and ');
+    sendError(res, 503, 'not_ready', `${down} not answering`);
+  });
+
+  return router;
+}
