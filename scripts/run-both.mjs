@@ -3,8 +3,10 @@
 import { spawn } from 'node:child_process';
 
 const services = ['api', 'worker'];
+// Node directly (not through pnpm and a shell), so SIGTERM reaches the services themselves.
+const root = new URL('..', import.meta.url);
 const children = services.map((name) =>
-  spawn('pnpm', ['--filter', `@veil/${name}`, 'start'], { stdio: 'inherit', env: process.env }),
+  spawn(process.execPath, ['--import', 'tsx', `services/${name}/src/main.ts`], { stdio: 'inherit', env: process.env, cwd: root }),
 );
 
 let stopping = false;
