@@ -11,6 +11,7 @@
  *   // FCM_API_URL = fcm.url
  *   fcm.answer(token, { error: 'UNREGISTERED' });
  *   ... fcm.requests[0].body.message ...; fcm.tokenRequests
+ *   fcm.tokenEndpoint = 'error';  // the OAuth endpoint answers 503 ('hang': never answers)
  */
 import { generateKeyPairSync, randomBytes, verify, type KeyObject } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -31,6 +32,9 @@ export type FcmErrorName =
   | 'UNAVAILABLE'
   | 'UNAUTHENTICATED'
   | 'THIRD_PARTY_AUTH_ERROR';
+
+/** How the OAuth2 token endpoint behaves: normally, 503 to every request, or no answer at all. */
+export type FcmTokenEndpointMode = 'ok' | 'error' | 'hang';
 
 /** The last answer of a programmed list repeats. */
 export type FcmAnswer = { status: 200 } | { error: FcmErrorName; retryAfter?: string } | { hang: true };
@@ -57,6 +61,8 @@ export interface FcmStandIn {
   tokenRequests: number;
   /** Access-token lifetime handed out, seconds (default 3600). */
   accessTokenLifetimeSeconds: number;
+  /** Default 'ok'; 'error' answers 503, 'hang' never answers (requests still count). */
+  tokenEndpoint: FcmTokenEndpointMode;
   /** Writes the service-account JSON (fresh RSA key) into `dir`; returns its path. */
   writeServiceAccount(dir: string): string;
   answer(token: string | null, ...answers: FcmAnswer[]): void;
@@ -135,10 +141,15 @@ export async function startFcmStandIn(opts: FcmStandInOptions = {}): Promise<Fcm
   const state = {
     tokenRequests: 0,
     accessTokenLifetimeSeconds: 3600,
+    tokenEndpoint: 'ok' as FcmTokenEndpointMode,
   };
 
   const handleToken = (raw: string, res: Http2ServerResponse) => {
     state.tokenRequests++;
+    if (state.tokenEndpoint === 'hang') return;
+    if (state.tokenEndpoint === 'error') {
+      return json(res, 503, { error: 'temporarily_unavailable', error_description: 'stand-in outage' });
+    }
     const form = new URLSearchParams(raw);
     const assertion = form.get('assertion') ?? '';
     const problem = verifyAssertion(assertion, publicKey, clientEmail, `https://127.0.0.1:${port}/token`);
@@ -184,6 +195,13 @@ export async function startFcmStandIn(opts: FcmStandInOptions = {}): Promise<Fcm
 
   const server = createSecureServer({ ...testServerTls(), allowHTTP1: true });
   const sessions = new Set<import('node:http2').ServerHttp2Session>();
+  // HTTP/1.1 connections too (google-auth-library fetches tokens over them): close() must not
+  // wait for a request the token endpoint is told to leave hanging.
+  const sockets = new Set<import('node:net').Socket>();
+  server.on('secureConnection', (socket: import('node:net').Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
   server.on('session', (s) => {
     sessions.add(s);
     s.on('close', () => sessions.delete(s));
@@ -217,6 +235,12 @@ export async function startFcmStandIn(opts: FcmStandInOptions = {}): Promise<Fcm
     set accessTokenLifetimeSeconds(v: number) {
       state.accessTokenLifetimeSeconds = v;
     },
+    get tokenEndpoint() {
+      return state.tokenEndpoint;
+    },
+    set tokenEndpoint(v: FcmTokenEndpointMode) {
+      state.tokenEndpoint = v;
+    },
     writeServiceAccount(dir: string) {
       const path = join(dir, `${projectId}-service-account.json`);
       writeFileSync(path, JSON.stringify({
@@ -240,11 +264,13 @@ export async function startFcmStandIn(opts: FcmStandInOptions = {}): Promise<Fcm
       programs.clear();
       requests.length = 0;
       state.tokenRequests = 0;
+      state.tokenEndpoint = 'ok';
     },
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sessions) s.destroy();
         server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
       }),
   } as FcmStandIn;
 }

@@ -1,17 +1,30 @@
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { JWT } from 'google-auth-library';
+import type { Logger } from '@veil/log/logger';
 
 /** The OAuth2 scope for FCM HTTP v1. */
 export const FCM_SCOPE = 'https://www.googleapis.com/auth/firebase.messaging';
 /** google-auth-library (gtoken) posts here whatever the service account says. */
 const LIBRARY_TOKEN_URL = 'https://oauth2.googleapis.com/token';
-/** Fetch a new access token this long before the old one expires, never mid-burst at expiry. */
+/** Start fetching a new access token this long before the old one expires, in the background. */
 export const ACCESS_TOKEN_REFRESH_EARLY_MS = 5 * 60 * 1000;
+/** A token this close to its expiry is not sent: it could expire on its way to FCM. */
+export const ACCESS_TOKEN_EXPIRY_SKEW_MS = 30 * 1000;
+/** After a background refresh, the next one waits this long: an outage is not hammered. */
+export const ACCESS_TOKEN_REFRESH_RETRY_MS = 5 * 1000;
+/** One token request, start to answer; the library's own retries are off (the queue retries). */
+const TOKEN_REQUEST_TIMEOUT_MS = 5000;
 
 export interface FcmAccessTokenOptions {
   /** Default ACCESS_TOKEN_REFRESH_EARLY_MS; tests use seconds with short-lived tokens. */
   refreshEarlyMs?: number;
+  /** Default ACCESS_TOKEN_EXPIRY_SKEW_MS. */
+  expirySkewMs?: number;
+  /** Default ACCESS_TOKEN_REFRESH_RETRY_MS. */
+  refreshRetryMs?: number;
+  /** Where a failed background refresh is reported. */
+  log: Pick<Logger, 'warn'>;
   now?: () => number;
 }
 
@@ -56,17 +69,28 @@ export function loadFcmServiceAccount(path: string): FcmServiceAccount | string 
 /**
  * The OAuth2 access token for FCM, from google-auth-library's JWT (service-account) client:
  * cached, shared by every push, fetched once however many pushes ask at the same moment.
+ *
+ * Refreshed early and in the background: a push never waits for, nor fails with, Google's token
+ * endpoint while the cached token is still good. Only when none is left (first push, real expiry,
+ * a 401) do pushes wait, all on one fetch, whose failure they report as their own.
  */
 export class FcmAccessToken {
   private readonly jwt: JWT;
   private cached: { token: string; expiresAt: number; afterUnauthorized: boolean } | null = null;
-  private inflight: Promise<{ token: string; expiresAt: number }> | null = null;
+  private inflight: Promise<{ token: string; afterUnauthorized: boolean }> | null = null;
   private nextIsAfterUnauthorized = false;
+  private nextBackgroundRefreshAt = 0;
   private readonly refreshEarlyMs: number;
+  private readonly expirySkewMs: number;
+  private readonly refreshRetryMs: number;
+  private readonly log: Pick<Logger, 'warn'>;
   private readonly now: () => number;
 
-  constructor(account: FcmServiceAccount, opts: FcmAccessTokenOptions = {}) {
+  constructor(account: FcmServiceAccount, opts: FcmAccessTokenOptions) {
     this.refreshEarlyMs = opts.refreshEarlyMs ?? ACCESS_TOKEN_REFRESH_EARLY_MS;
+    this.expirySkewMs = opts.expirySkewMs ?? ACCESS_TOKEN_EXPIRY_SKEW_MS;
+    this.refreshRetryMs = opts.refreshRetryMs ?? ACCESS_TOKEN_REFRESH_RETRY_MS;
+    this.log = opts.log;
     this.now = opts.now ?? Date.now;
     this.jwt = new JWT({
       email: account.clientEmail,
@@ -82,7 +106,13 @@ export class FcmAccessToken {
       resolved: async (options) => {
         if (String(options.url) === LIBRARY_TOKEN_URL) {
           options.url = new URL(account.tokenUri);
-          options.timeout = 5000;
+          // gaxios turns `timeout` into a signal before interceptors run (a `timeout` set here is
+          // ignored and a silent endpoint held pushes forever), so the signal is set here. Its
+          // retries (3 more on 5xx, 2 on no answer) are off: a waiting push fails fast and the
+          // queue retries it; a failed background refresh is retried on a later use.
+          const timeout = AbortSignal.timeout(TOKEN_REQUEST_TIMEOUT_MS);
+          options.signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+          options.retryConfig = { ...options.retryConfig, retry: 0, noResponseRetries: 0 };
         }
         return options;
       },
@@ -92,12 +122,12 @@ export class FcmAccessToken {
   /** A valid access token; whether it was fetched right after a 401 (see `rejected`). */
   async get(): Promise<{ token: string; afterUnauthorized: boolean }> {
     const c = this.cached;
-    if (c && c.expiresAt - this.now() > this.refreshEarlyMs) return c;
-    this.inflight ??= this.fetch().finally(() => {
-      this.inflight = null;
-    });
-    const fresh = await this.inflight;
-    return { token: fresh.token, afterUnauthorized: this.cached?.afterUnauthorized ?? false };
+    const now = this.now();
+    if (c && c.expiresAt - now > this.expirySkewMs) {
+      if (c.expiresAt - now <= this.refreshEarlyMs) this.refreshInBackground(now, c.expiresAt);
+      return { token: c.token, afterUnauthorized: c.afterUnauthorized };
+    }
+    return this.fetchShared();
   }
 
   /** FCM answered 401 to `token`: the next get() fetches a new one (once for all in flight). */
@@ -112,7 +142,35 @@ export class FcmAccessToken {
     if (this.cached?.token === token) this.cached.afterUnauthorized = false;
   }
 
-  private async fetch(): Promise<{ token: string; expiresAt: number }> {
+  /** At most one refresh at a time and one attempt per refreshRetryMs; nobody waits for it. */
+  private refreshInBackground(now: number, expiresAt: number): void {
+    if (this.inflight || now < this.nextBackgroundRefreshAt) return;
+    this.nextBackgroundRefreshAt = now + this.refreshRetryMs;
+    this.fetchShared().catch((err: unknown) => {
+      // Status and code only: the error also carries the request, whose body is the signed
+      // assertion, and an answer may echo it.
+      const e = err as { code?: unknown; response?: { status?: number } };
+      this.log.warn(
+        {
+          status: e.response?.status ?? null,
+          code: typeof e.code === 'string' ? e.code : null,
+          cached_expires_in_ms: expiresAt - this.now(),
+          retry_in_ms: this.refreshRetryMs,
+        },
+        'FCM access token refresh failed; pushes keep the cached token',
+      );
+    });
+  }
+
+  /** One fetch for every caller that asks while it is under way. */
+  private fetchShared(): Promise<{ token: string; afterUnauthorized: boolean }> {
+    this.inflight ??= this.fetch().finally(() => {
+      this.inflight = null;
+    });
+    return this.inflight;
+  }
+
+  private async fetch(): Promise<{ token: string; afterUnauthorized: boolean }> {
     // Marks the library's copy expired, so it really asks the endpoint instead of its own cache.
     this.jwt.credentials = { expiry_date: 1 };
     const credentials = await this.jwt.authorize();
@@ -120,6 +178,6 @@ export class FcmAccessToken {
     const expiresAt = credentials.expiry_date ?? this.now() + 3600_000;
     this.cached = { token: credentials.access_token, expiresAt, afterUnauthorized: this.nextIsAfterUnauthorized };
     this.nextIsAfterUnauthorized = false;
-    return this.cached;
+    return { token: this.cached.token, afterUnauthorized: this.cached.afterUnauthorized };
   }
 }

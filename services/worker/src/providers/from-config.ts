@@ -39,7 +39,7 @@ export function createProvidersFromConfig(config: Config, log: Logger, opts: Pro
     android = createFcmProvider({
       apiUrl: config.fcm.apiUrl,
       account,
-      accessToken: new FcmAccessToken(account),
+      accessToken: new FcmAccessToken(account, { log: log.child({ platform: 'android' }) }),
       requestTimeoutMs: opts.requestTimeoutMs,
     });
     log.info({ platform: 'android', project_id: account.projectId, api: config.fcm.apiUrl }, 'FCM configured');

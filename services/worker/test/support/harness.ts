@@ -13,6 +13,8 @@ import { createTestDb, type TestDb } from '@veil/testkit/db';
 import { startFcmStandIn, type FcmStandIn } from '@veil/testkit/fcm-stand-in';
 import { obliterateQueue, testQueueName, TEST_REDIS_URL } from '@veil/testkit/queue';
 import { createWorkerMetrics, type WorkerMetrics } from '../../src/metrics.ts';
+import { createFcmProvider } from '../../src/providers/fcm.ts';
+import { FcmAccessToken, loadFcmServiceAccount, type FcmAccessTokenOptions } from '../../src/providers/fcm-access-token.ts';
 import { createProvidersFromConfig } from '../../src/providers/from-config.ts';
 import { startPushWorkers, type PushWorkers } from '../../src/push-workers.ts';
 
@@ -27,6 +29,8 @@ export interface HarnessOptions {
   redisUrl?: string;
   /** Extra or overriding environment (e.g. APNS_KEY_ID: '' for "not configured"). */
   env?: Record<string, string>;
+  /** FCM access-token timings in seconds instead of minutes (logs go to the harness's log). */
+  fcmAccessToken?: Omit<FcmAccessTokenOptions, 'log'>;
 }
 
 export interface Harness {
@@ -108,6 +112,14 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       // The test's own db (schema) is the purge target, so the worker uses it, not DATABASE_URL.
       const providers = createProvidersFromConfig(config, log, { requestTimeoutMs: opts.requestTimeoutMs ?? 2000 });
       for (const p of [providers.ios, providers.android]) if (p) closables.push(p);
+      if (opts.fcmAccessToken) {
+        // The same FCM provider as from-config builds, with a token cache on test timings.
+        const account = loadFcmServiceAccount(config.fcm.serviceAccountPath);
+        if (typeof account === 'string') throw new Error(account);
+        const accessToken = new FcmAccessToken(account, { ...opts.fcmAccessToken, log: log.child({ platform: 'android' }) });
+        providers.android = createFcmProvider({ apiUrl: config.fcm.apiUrl, account, accessToken, requestTimeoutMs: opts.requestTimeoutMs ?? 2000 });
+        closables.push(providers.android);
+      }
       const w = startPushWorkers({ config, providers, db, log, metrics, queueBase });
       started.push(w);
       return w;
