@@ -38,14 +38,21 @@ export function createPushProcessor(deps: ProcessorDeps) {
     const push: PushJob = parsed.data;
     const platform = push.platform;
     const name = PROVIDER_NAME[platform];
-    const log = deps.log.child({
+    // The job's context goes on each line as it is written: a pino child per push (its bindings
+    // serialised up front) cost more than the one line most pushes write.
+    const context = {
       jobId: job.id,
       platform,
       call_id: push.call_id,
       device_id: push.device_id,
       token_hash: tokenHash(push.push_token),
       attempt: job.attemptsMade + 1,
-    });
+    };
+    const log = {
+      info: (msg: string, extra?: object) => deps.log.info(extra ? { ...context, ...extra } : context, msg),
+      warn: (msg: string, extra?: object) => deps.log.warn(extra ? { ...context, ...extra } : context, msg),
+      error: (msg: string, extra?: object) => deps.log.error(extra ? { ...context, ...extra } : context, msg),
+    };
     const count = (outcome: PushOutcome, observeLatency: boolean) => {
       deps.metrics.pushes.inc({ platform, outcome });
       if (observeLatency) deps.metrics.latency.observe({ platform, outcome }, Math.max(0, now() - push.enqueued_at) / 1000);
@@ -55,7 +62,7 @@ export function createPushProcessor(deps: ProcessorDeps) {
     if (now() >= push.deadline) {
       count('expired', false);
       deps.metrics.expired.inc({ platform });
-      log.warn({ late_ms: now() - push.deadline }, 'Push dropped: the call is older than PUSH_TTL_SECONDS');
+      log.warn('Push dropped: the call is older than PUSH_TTL_SECONDS', { late_ms: now() - push.deadline });
       return 'expired';
     }
 
@@ -72,12 +79,12 @@ export function createPushProcessor(deps: ProcessorDeps) {
     } catch (err) {
       if (err instanceof RetryableError) {
         count('retryable_error', true);
-        log.warn({ reason: err.message, retry_after_ms: err.retryAfterMs }, `${name} push failed, retryable: ${err.message}`);
+        log.warn(`${name} push failed, retryable: ${err.message}`, { reason: err.message, retry_after_ms: err.retryAfterMs });
         throw err;
       }
       count('permanent_error', true);
       const reason = err instanceof PermanentError ? err.message : `unexpected error: ${(err as Error).message}`;
-      log.error({ reason }, `${name} push failed: ${reason}`);
+      log.error(`${name} push failed: ${reason}`, { reason });
       throw new UnrecoverableError(reason);
     }
 
@@ -89,16 +96,16 @@ export function createPushProcessor(deps: ProcessorDeps) {
 
     count('token_invalid', true);
     const reason = result.tokenInvalid;
-    if (platform === 'ios') log.warn({ reason }, `APNs rejected push: ${reason}`);
-    else log.warn({ reason }, 'FCM token unregistered');
+    if (platform === 'ios') log.warn(`APNs rejected push: ${reason}`, { reason });
+    else log.warn('FCM token unregistered', { reason });
     try {
       // Only if the row still holds this token: a device that re-registered meanwhile keeps its new one.
       const purged = await deleteRegistrationIfToken(deps.db, push.jid, push.device_id, push.push_token);
       if (purged) deps.metrics.purges.inc({ platform });
-      log.info({ purged }, purged ? 'Registration purged' : 'Registration already re-registered or gone; nothing purged');
+      log.info(purged ? 'Registration purged' : 'Registration already re-registered or gone; nothing purged', { purged });
     } catch (err) {
       // Re-sending cannot help; the next call to this device gets the same answer and purges then.
-      log.error({ err: (err as Error).message }, 'Purging the rejected registration failed');
+      log.error('Purging the rejected registration failed', { err: (err as Error).message });
     }
     return 'token_invalid';
   };
