@@ -61,9 +61,12 @@ export function pushJobOptions(job: PushJob, maxAttempts: number, ttlSeconds: nu
   return {
     attempts: maxAttempts,
     backoff: { type: PUSH_BACKOFF },
-    // Throttle mode: the key lives for the TTL even after the job completes.
+    // Throttle mode: the key lives for the TTL even after the job completes and is removed.
     deduplication: { id: pushDedupId(job.call_id, job.jid, job.device_id), ttl: ttlSeconds * 1000 },
-    removeOnComplete: { age: 3600, count: 10_000 },
-    removeOnFail: { age: 24 * 3600, count: 10_000 },
+    // A delivered push is of no further use, and its data holds the device's push token:
+    // drop it at once (also saves BullMQ the per-job bookkeeping of a completed set).
+    removeOnComplete: true,
+    // Failed pushes stay for inspection, bounded: each one holds a push token too.
+    removeOnFail: { age: 24 * 3600, count: 1_000 },
   };
 }

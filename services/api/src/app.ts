@@ -11,6 +11,7 @@ import { healthRoutes } from './http/routes/health.ts';
 import { metricsRoutes } from './http/routes/metrics.ts';
 import { registrationRoutes } from './http/routes/registrations.ts';
 import { createApiMetrics, type ApiMetrics } from './metrics.ts';
+import { createRedisWatchdog } from './redis-watchdog.ts';
 
 export interface AppDeps {
   config: Config;
@@ -24,6 +25,11 @@ export interface AppDeps {
   metrics?: ApiMetrics;
   /** Bound on Redis/Postgres checks and enqueueing; 503 comes well inside the SPEC's 2 s. */
   dependencyTimeoutMs?: number;
+  /**
+   * False until main's background loop has applied the migrations: the routes that need the
+   * database answer 503 database_unavailable meanwhile (never a 500 from a missing table).
+   */
+  isMigrated?: () => boolean;
 }
 
 /** The express app, without listening: main listens, tests listen on port 0. */
@@ -32,6 +38,9 @@ export function createApp(deps: AppDeps): Express {
   const verifier = deps.verifier ?? createJwtVerifier(config.jwt, null);
   const metrics = deps.metrics ?? createApiMetrics();
   const timeoutMs = deps.dependencyTimeoutMs ?? 1500;
+  const isMigrated = deps.isMigrated ?? (() => true);
+  // A silent-but-open producer socket is rebuilt after repeated timeouts (call-notify and /readyz).
+  const redisWatchdog = createRedisWatchdog(deps.redis, { timeoutMs: deps.redis.options.commandTimeout ?? timeoutMs, log });
 
   const app = express();
   app.disable('x-powered-by');
@@ -53,11 +62,20 @@ export function createApp(deps: AppDeps): Express {
     next();
   });
 
+  // SPEC: every answer is JSON. Express's routers would answer OPTIONS themselves with a text/plain
+  // Allow list; nothing here serves browsers (no CORS), so OPTIONS is a route that does not exist.
+  app.use((req, res, next) => {
+    if (req.method === 'OPTIONS') notFound(req, res, next);
+    else next();
+  });
+
   // The hot route first: every router mounted before it is traversed on each webhook.
-  app.use(callNotifyRoutes({ config, db: deps.db, queues: deps.queues, redis: deps.redis, log, metrics, enqueueTimeoutMs: timeoutMs }));
-  app.use(healthRoutes({ db: deps.db, redis: deps.redis, timeoutMs }));
+  app.use(
+    callNotifyRoutes({ config, db: deps.db, queues: deps.queues, redis: deps.redis, redisWatchdog, isMigrated, log, metrics, enqueueTimeoutMs: timeoutMs }),
+  );
+  app.use(healthRoutes({ db: deps.db, redis: deps.redis, redisWatchdog, isMigrated, timeoutMs }));
   app.use(metricsRoutes({ config, metrics }));
-  app.use(registrationRoutes({ db: deps.db, verifier, log }));
+  app.use(registrationRoutes({ db: deps.db, verifier, isMigrated, log }));
   app.use(notFound);
   app.use(createErrorHandler(log));
   return app;

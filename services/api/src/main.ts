@@ -3,16 +3,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { loadConfigOrExit } from '@veil/config/config';
 import { createDb } from '@veil/db/client';
-import { runMigrations } from '@veil/db/migrate';
 import { createLogger } from '@veil/log/logger';
 import { PUSH_QUEUE, pushQueueName } from '@veil/queue/contracts';
 import { createRedis } from '@veil/queue/redis';
 import { createApp } from './app.ts';
 import { createJwtVerifier, JwtKeyError, loadJwtPublicKey } from './http/auth.ts';
 import { createApiMetrics } from './metrics.ts';
+import { startMigrationLoop } from './migration-loop.ts';
 import { waitForRedisReady } from './redis-ready.ts';
 
-// Composition root: config -> logger -> db (+ migrations) -> redis -> queues -> app -> listen.
+// Composition root: config -> logger -> db (+ background migrations) -> redis -> queues -> app -> listen.
 const config = loadConfigOrExit(process.env, 'api');
 const log = createLogger({ service: 'api', level: config.logLevel });
 
@@ -32,28 +32,9 @@ if (!verifier.configured) {
 
 const db = createDb({ url: config.databaseUrl, connectTimeoutSeconds: 1, queryTimeoutMs: 1500 });
 
-// Postgres may still be starting (Compose starts everything at once): retry for about 30 s.
-const migrateDeadline = Date.now() + 30_000;
-for (let attempt = 1; ; attempt++) {
-  try {
-    const migrateDb = createDb({ url: config.databaseUrl, max: 1, connectTimeoutSeconds: 2, queryTimeoutMs: 60_000 });
-    try {
-      const applied = await runMigrations(migrateDb);
-      log.info({ applied }, applied.length ? 'Migrations applied' : 'Database is up to date');
-    } finally {
-      await migrateDb.close();
-    }
-    break;
-  } catch (err) {
-    if (Date.now() >= migrateDeadline) {
-      log.fatal({ error: (err as Error).message }, 'Postgres not available for migrations; giving up');
-      await db.close();
-      process.exit(1);
-    }
-    log.warn({ attempt, error: (err as Error).message }, 'Postgres not ready for migrations; retrying');
-    await sleep(Math.min(250 * 2 ** attempt, 3000));
-  }
-}
+// Migrations run in the background until they succeed (Compose starts Postgres with everything
+// else; an outage at start must not keep the API down): the database routes answer 503 meanwhile.
+const migrations = startMigrationLoop({ databaseUrl: config.databaseUrl, log });
 
 const redis = createRedis(config.redisUrl, 'producer');
 let lastRedisError = '';
@@ -73,11 +54,21 @@ const queues = {
 };
 for (const q of Object.values(queues)) q.on('error', () => {}); // already logged by the connection listener
 
-// Give Redis a moment before taking traffic, so the first calls after a deploy are not 503s while
-// the connection handshakes; if it is down the API starts anyway (readyz says 503 until it is back).
-await waitForRedisReady(redis, 3000);
+// Give Redis and the first migration attempt a moment (both bounded) before taking traffic, so the
+// first calls after a deploy are not 503s while they handshake; if either is down the API listens
+// anyway (readyz says 503 until it is back).
+await Promise.all([waitForRedisReady(redis, 3000), Promise.race([migrations.firstAttempt, sleep(3000)])]);
 
-const app = createApp({ config, db, redis, queues, log, verifier, metrics: createApiMetrics({ defaultMetrics: true }) });
+const app = createApp({
+  config,
+  db,
+  redis,
+  queues,
+  log,
+  verifier,
+  metrics: createApiMetrics({ defaultMetrics: true }),
+  isMigrated: migrations.isMigrated,
+});
 const server = app.listen(config.port, () => {
   log.info({ port: (server.address() as AddressInfo).port }, 'API listening');
 });
@@ -90,6 +81,7 @@ let stopping = false;
 async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
+  migrations.stop();
   log.info({ signal }, 'Shutting down: finishing in-flight requests');
   // Stop accepting; close() resolves once in-flight requests have answered. Idle keep-alive
   // sockets would hold it open, so they go now; a hard stop after 10 s bounds the whole thing.

@@ -64,6 +64,22 @@ describe('TTL, retries, dedup', () => {
     expect(h.apns.requests).toHaveLength(1);
   });
 
+  it('a delivered push is removed from Redis, yet the same call and device within the TTL is not pushed again', async () => {
+    const first = await h.enqueue('ios');
+    expect((await h.settle(first.job)).returnvalue).toBe('delivered');
+    // removeOnComplete: nothing of the push (nor its token) is left in Redis...
+    expect(await h.queues.ios.getJobState(first.job.id!)).toBe('unknown');
+    // ...but the throttle-mode dedup key outlives the job, for the TTL.
+    const again = await h.enqueue('ios', { ...first.push });
+    expect(again.job.id).toBe(first.job.id);
+    expect(await h.queues.ios.getJobState(first.job.id!)).toBe('unknown');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await h.queues.ios.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'completed')).toMatchObject({
+      waiting: 0, active: 0, delayed: 0, prioritized: 0, completed: 0,
+    });
+    expect(h.apns.requests).toHaveLength(1);
+  });
+
   it('a hanging APNs response times out and the retry is delivered', async () => {
     const token = iosToken();
     h.apns.answer(token, { hang: true }, { status: 200 });

@@ -51,6 +51,16 @@ export function sendError(res: Parameters<RequestHandler>[1], status: number, co
   res.status(status).json({ error: { code, message } });
 }
 
+/**
+ * Until the migrations are in, the tables these routes read may not exist: answer as for any
+ * Postgres outage rather than letting a "relation does not exist" become a 500.
+ */
+export function requireMigrated(isMigrated: () => boolean): RequestHandler {
+  return (_req, _res, next) => {
+    next(isMigrated() ? undefined : new HttpError(503, 'database_unavailable', 'Postgres is unavailable (migrations not applied yet)'));
+  };
+}
+
 export const notFound: RequestHandler = (req, res) => {
   sendError(res, 404, 'not_found', `no route for ${req.method} ${req.path}`);
 };

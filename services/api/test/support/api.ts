@@ -36,6 +36,7 @@ export async function startApi(opts: {
   env?: Record<string, string>;
   redisUrl?: string;
   verifier?: JwtVerifier;
+  isMigrated?: () => boolean;
 }): Promise<RunningApi> {
   const config = loadConfig({ JWT_SECRET, LOG_LEVEL: 'info', ...opts.env });
   const lines: string[] = [];
@@ -52,7 +53,15 @@ export async function startApi(opts: {
   for (const q of Object.values(queues)) q.on('error', () => {});
   // As main does: let the producer connection finish its handshake before the first request.
   await waitForRedisReady(redis, 2000);
-  const app = createApp({ config, db: opts.db, redis, queues, log, ...(opts.verifier ? { verifier: opts.verifier } : {}) });
+  const app = createApp({
+    config,
+    db: opts.db,
+    redis,
+    queues,
+    log,
+    ...(opts.verifier ? { verifier: opts.verifier } : {}),
+    ...(opts.isMigrated ? { isMigrated: opts.isMigrated } : {}),
+  });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });

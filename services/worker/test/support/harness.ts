@@ -2,12 +2,12 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Job, Queue } from 'bullmq';
+import { Job, Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '@veil/config/config';
 import { upsertRegistration } from '@veil/db/registrations';
 import { createLogger, type Logger } from '@veil/log/logger';
-import { pushJobOptions, pushQueueName, PUSH_JOB, type PushJob, type PushPlatform } from '@veil/queue/contracts';
+import { pushJobOptions, pushQueueName, PUSH_JOB, PUSH_PLATFORMS, type PushJob, type PushPlatform } from '@veil/queue/contracts';
 import { startApnsStandIn, writeTestApnsKey, type ApnsStandIn, type TestApnsKey } from '@veil/testkit/apns-stand-in';
 import { createTestDb, type TestDb } from '@veil/testkit/db';
 import { startFcmStandIn, type FcmStandIn } from '@veil/testkit/fcm-stand-in';
@@ -33,6 +33,16 @@ export interface HarnessOptions {
   fcmAccessToken?: Omit<FcmAccessTokenOptions, 'log'>;
 }
 
+/** How a job ended, as its queue's event stream reported it. */
+export interface Settled {
+  state: 'completed' | 'failed';
+  /** The processor's result (completed jobs). */
+  returnvalue?: unknown;
+  /** Failed jobs only: read from the job, which removeOnFail keeps (completed ones are removed). */
+  attemptsMade?: number;
+  failedReason?: string;
+}
+
 export interface Harness {
   dir: string;
   apnsKey: TestApnsKey;
@@ -42,6 +52,8 @@ export interface Harness {
   queueBase: string;
   env: Record<string, string>;
   config: Config;
+  /** The test's platform queues (producer side), e.g. to look at job state or dedup keys. */
+  queues: Record<PushPlatform, Queue>;
   logs: Record<string, unknown>[];
   log: Logger;
   metrics: WorkerMetrics;
@@ -49,8 +61,11 @@ export interface Harness {
   startWorker(): PushWorkers;
   /** Registers the device in Postgres and enqueues its push exactly as the API does. */
   enqueue(platform: PushPlatform, over?: Partial<PushJob>): Promise<{ push: PushJob; job: Job }>;
-  /** Waits until the job is completed or failed (or gone: removed on completion). */
-  settle(job: Job, timeoutMs?: number): Promise<{ state: string; returnvalue: unknown; attemptsMade: number; failedReason?: string }>;
+  /**
+   * Waits until the job completed or failed for good, by any worker (in-process or spawned).
+   * Pass the job that was added, not the answer to a deduplicated add (its timestamp is later).
+   */
+  settle(job: Job, timeoutMs?: number): Promise<Settled>;
   logsWith(msg: string): Record<string, unknown>[];
   close(): Promise<void>;
 }
@@ -103,11 +118,33 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     ios: new Queue(pushQueueName(queueBase, 'ios'), { connection }),
     android: new Queue(pushQueueName(queueBase, 'android'), { connection }),
   };
+  // Outcomes come from each queue's event stream, not from finished jobs: completed jobs are
+  // removed at once (removeOnComplete) and the worker may be another process. Reading from the
+  // stream's start means an outcome written before the first XREAD is not missed; the queues are
+  // the test's own, so nothing older is in them. Keyed by platform too: job ids repeat across queues.
+  // `at` (the stream entry's ms) tells an outcome of this job from one of an earlier job with the
+  // same id: a Redis restarted empty numbers its jobs from 1 again.
+  type Outcome = { at: number } & ({ state: 'completed'; returnvalue: unknown } | { state: 'failed'; failedReason: string });
+  const outcomes = new Map<string, Outcome>();
+  const queueEvents = PUSH_PLATFORMS.map((platform) => {
+    const events = new QueueEvents(pushQueueName(queueBase, platform), { connection, lastEventId: '0' });
+    const at = (eventId: string) => Number(eventId.split('-')[0]);
+    // A 'failed' event means failed for good: a retried attempt is reported as 'delayed'/'waiting'.
+    events.on('completed', ({ jobId, returnvalue }, id) => {
+      outcomes.set(`${platform}:${jobId}`, { at: at(id), state: 'completed', returnvalue });
+    });
+    events.on('failed', ({ jobId, failedReason }, id) => {
+      outcomes.set(`${platform}:${jobId}`, { at: at(id), state: 'failed', failedReason });
+    });
+    // Redis may go away (redis-restart.test.ts); QueueEvents reconnects and resumes after its last id.
+    events.on('error', () => {});
+    return events;
+  });
   const started: PushWorkers[] = [];
   const closables: { close(): Promise<void> }[] = [];
 
   const h: Harness = {
-    dir, apnsKey, apns, fcm, db, queueBase, env, config, logs, log, metrics,
+    dir, apnsKey, apns, fcm, db, queueBase, env, config, queues, logs, log, metrics,
     startWorker() {
       // The test's own db (schema) is the purge target, so the worker uses it, not DATABASE_URL.
       const providers = createProvidersFromConfig(config, log, { requestTimeoutMs: opts.requestTimeoutMs ?? 2000 });
@@ -146,16 +183,21 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     },
     async settle(job, timeoutMs = 20_000) {
       const until = Date.now() + timeoutMs;
-      const queue = queues[(job.data as PushJob).platform];
+      const platform = (job.data as PushJob).platform;
       for (;;) {
-        // State first, then the hash: the other order can read a job just before it finished.
-        const state = await queue.getJobState(job.id!);
-        const fresh = await Job.fromId(queue, job.id!);
-        if (state === 'completed' || state === 'failed' || state === 'unknown') {
-          return { state, returnvalue: fresh?.returnvalue, attemptsMade: fresh?.attemptsMade ?? 0, failedReason: fresh?.failedReason };
+        const found = outcomes.get(`${platform}:${job.id}`);
+        // Same host, same clock: this job's outcome is never stamped before the job was added.
+        const outcome = found && found.at >= job.timestamp ? found : undefined;
+        if (outcome?.state === 'completed') return { state: 'completed', returnvalue: outcome.returnvalue };
+        if (outcome?.state === 'failed') {
+          const failed = await Job.fromId(queues[platform], job.id!);
+          if (!failed) throw new Error(`failed job ${job.id} was not kept (removeOnFail)`);
+          return { state: 'failed', failedReason: outcome.failedReason, attemptsMade: failed.attemptsMade };
         }
-        if (Date.now() > until) throw new Error(`job ${job.id} still ${state} after ${timeoutMs} ms`);
-        await new Promise((r) => setTimeout(r, 50));
+        if (Date.now() > until) {
+          throw new Error(`job ${job.id} not settled after ${timeoutMs} ms (state: ${await queues[platform].getJobState(job.id!)})`);
+        }
+        await new Promise((r) => setTimeout(r, 25));
       }
     },
     logsWith(msg) {
@@ -164,7 +206,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     async close() {
       await Promise.all(started.map((w) => w.close()));
       await Promise.all(closables.map((c) => c.close()));
-      await Promise.all([queues.ios.close(), queues.android.close()]);
+      await Promise.all([queues.ios.close(), queues.android.close(), ...queueEvents.map((e) => e.close())]);
       connection.disconnect();
       if (redisUrl === TEST_REDIS_URL) {
         await Promise.all([obliterateQueue(pushQueueName(queueBase, 'ios')), obliterateQueue(pushQueueName(queueBase, 'android'))]);

@@ -7,7 +7,8 @@ import type { Logger } from '@veil/log/logger';
 import { tokenHash } from '@veil/log/token-hash';
 import { buildPushJobs, enqueuePushJobs, type PushQueues } from '../../enqueue.ts';
 import type { ApiMetrics } from '../../metrics.ts';
-import { QueueUnavailableError } from '../errors.ts';
+import type { RedisWatchdog } from '../../redis-watchdog.ts';
+import { QueueUnavailableError, requireMigrated } from '../errors.ts';
 import { requireAllowedSource, requireSharedSecret } from '../internal-access.ts';
 import { jsonBody } from '../json-body.ts';
 import { callNotifySchema, parseBody } from '../validation.ts';
@@ -18,6 +19,9 @@ export interface CallNotifyDeps {
   queues: PushQueues;
   /** The producer connection behind the queues; its status says whether Redis can take jobs now. */
   redis: Redis;
+  /** Rebuilds the producer connection when enqueueing keeps timing out on it. */
+  redisWatchdog: RedisWatchdog;
+  isMigrated: () => boolean;
   log: Logger;
   metrics: ApiMetrics;
   /** Bound on handing the jobs to Redis; the SPEC wants a 503 within 2 s. */
@@ -34,6 +38,7 @@ export function callNotifyRoutes(deps: CallNotifyDeps): Router {
     requireAllowedSource(config.callNotifyAllowedCidrs),
     requireSharedSecret(config.callNotifySecret),
     jsonBody,
+    requireMigrated(deps.isMigrated),
     async (req, res) => {
       const body = parseBody(callNotifySchema, req.body);
       // callee_domain narrows like SIP_DOMAIN and wins over it; neither means "every domain".
@@ -52,12 +57,14 @@ export function callNotifyRoutes(deps: CallNotifyDeps): Router {
         config.pushTtlSeconds,
       );
       try {
-        await enqueuePushJobs(deps.queues, jobs, {
-          maxAttempts: config.pushMaxAttempts,
-          ttlSeconds: config.pushTtlSeconds,
-          timeoutMs: deps.enqueueTimeoutMs,
-          connected: () => deps.redis.status === 'ready',
-        });
+        await deps.redisWatchdog.watch(() =>
+          enqueuePushJobs(deps.queues, jobs, {
+            maxAttempts: config.pushMaxAttempts,
+            ttlSeconds: config.pushTtlSeconds,
+            timeoutMs: deps.enqueueTimeoutMs,
+            connected: () => deps.redis.status === 'ready',
+          }),
+        );
       } catch (err) {
         if (err instanceof QueueUnavailableError) metrics.callNotify.inc({ outcome: 'unavailable' });
         throw err;

@@ -4,7 +4,7 @@ import { deleteRegistration, upsertRegistration } from '@veil/db/registrations';
 import type { Logger } from '@veil/log/logger';
 import { tokenHash } from '@veil/log/token-hash';
 import { requireClientJwt, type ClientIdentity, type JwtVerifier } from '../auth.ts';
-import { HttpError } from '../errors.ts';
+import { HttpError, requireMigrated } from '../errors.ts';
 import { jsonBody } from '../json-body.ts';
 import { deregisterSchema, parseBody, registerSchema } from '../validation.ts';
 
@@ -13,11 +13,12 @@ function assertOwner(identity: ClientIdentity, jid: string): void {
   if (identity.jid !== jid) throw new HttpError(403, 'forbidden', 'jid does not match the token');
 }
 
-export function registrationRoutes(deps: { db: Db; verifier: JwtVerifier; log: Logger }): Router {
+export function registrationRoutes(deps: { db: Db; verifier: JwtVerifier; isMigrated: () => boolean; log: Logger }): Router {
   const router = Router();
   const auth = requireClientJwt(deps.verifier);
+  const migrated = requireMigrated(deps.isMigrated);
 
-  router.post('/api/v1/push/register', auth, jsonBody, async (req, res) => {
+  router.post('/api/v1/push/register', auth, jsonBody, migrated, async (req, res) => {
     const body = parseBody(registerSchema, req.body);
     assertOwner(res.locals.identity as ClientIdentity, body.jid);
     const { registration, created } = await upsertRegistration(deps.db, body);
@@ -28,7 +29,7 @@ export function registrationRoutes(deps: { db: Db; verifier: JwtVerifier; log: L
     res.status(created ? 201 : 200).json(registration);
   });
 
-  router.delete('/api/v1/push/register', auth, jsonBody, async (req, res) => {
+  router.delete('/api/v1/push/register', auth, jsonBody, migrated, async (req, res) => {
     const body = parseBody(deregisterSchema, req.body);
     assertOwner(res.locals.identity as ClientIdentity, body.jid);
     const removed = await deleteRegistration(deps.db, body.jid, body.device_id);

@@ -1,0 +1,82 @@
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mediaType } from '../src/http/json-body.ts';
+import { call, startApi, type RunningApi } from './support/api.ts';
+import { createTestDb, type TestDb } from './support/testkit.ts';
+import { hsToken } from './support/tokens.ts';
+
+const alice = hsToken({ jid: 'alice@example.com' });
+
+let db: TestDb;
+let api: RunningApi;
+beforeAll(async () => {
+  db = await createTestDb('api_edges');
+  api = await startApi({ db });
+});
+afterAll(async () => {
+  await api?.close();
+  await db?.drop();
+});
+
+/**
+ * One request written byte for byte: fetch and node:http add Content-Length or Transfer-Encoding
+ * on their own, and a request with neither (no body at all) is exactly the case under test.
+ */
+async function rawRequest(method: string, path: string, headers: Record<string, string>): Promise<{ status: number; type: string; body: any }> {
+  const { hostname, port } = new URL(api.url);
+  const socket = connect(Number(port), hostname);
+  const head = [`${method} ${path} HTTP/1.1`, `Host: ${hostname}`, 'Connection: close', ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+  socket.write(`${head.join('\r\n')}\r\n\r\n`);
+  let text = '';
+  for await (const chunk of socket) text += chunk;
+  const [statusLine, ...rest] = text.slice(0, text.indexOf('\r\n\r\n')).split('\r\n');
+  const type = rest.find((l) => /^content-type:/i.test(l))?.split(':')[1]?.trim() ?? '';
+  const body = text.slice(text.indexOf('\r\n\r\n') + 4);
+  return { status: Number(statusLine!.split(' ')[1]), type, body: body && type.startsWith('application/json') ? JSON.parse(body) : body };
+}
+
+describe('Content-Type application/json and no body at all', () => {
+  it('call-notify: 400 naming the missing field, not 415', async () => {
+    const res = await rawRequest('POST', '/api/v1/push/call-notify', { 'Content-Type': 'application/json' });
+    expect(res).toMatchObject({ status: 400, body: { error: { code: 'invalid_request', message: 'callee_username: is required' } } });
+  });
+
+  it('register (POST and DELETE): 400 naming the missing field, not 415', async () => {
+    for (const method of ['POST', 'DELETE']) {
+      const res = await rawRequest(method, '/api/v1/push/register', { 'Content-Type': 'application/json; charset=utf-8', Authorization: `Bearer ${alice}` });
+      expect(res).toMatchObject({ status: 400, body: { error: { code: 'invalid_request', message: 'jid: is required' } } });
+    }
+  });
+
+  it('text/plain or no Content-Type without a body stays 415', async () => {
+    for (const headers of [{ 'Content-Type': 'text/plain' }, {}] as Record<string, string>[]) {
+      const res = await rawRequest('POST', '/api/v1/push/call-notify', headers);
+      expect(res).toMatchObject({ status: 415, body: { error: { code: 'unsupported_media_type' } } });
+    }
+  });
+
+  it('the media type is read from the header, parameters and case aside', () => {
+    expect(mediaType('Application/JSON; charset=utf-8')).toBe('application/json');
+    expect(mediaType(undefined)).toBeNull();
+    expect(mediaType(' ')).toBeNull();
+  });
+});
+
+describe('methods without a route get the JSON 404', () => {
+  it('OPTIONS on every known path is 404 not_found in JSON (no text/plain Allow list)', async () => {
+    for (const path of ['/api/v1/push/register', '/api/v1/push/call-notify', '/healthz', '/readyz', '/metrics', '/nowhere']) {
+      const res = await rawRequest('OPTIONS', path, {});
+      expect(res.type).toMatch(/^application\/json/);
+      expect(res).toMatchObject({ status: 404, body: { error: { code: 'not_found', message: expect.any(String) } } });
+    }
+  });
+
+  it('GET, PUT and PATCH on the POST/DELETE routes are 404 not_found in JSON', async () => {
+    for (const method of ['GET', 'PUT', 'PATCH']) {
+      for (const path of ['/api/v1/push/register', '/api/v1/push/call-notify']) {
+        const res = await call(`${api.url}${path}`, { method, ...(method === 'GET' ? {} : { body: {} }) });
+        expect(res).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } });
+      }
+    }
+  });
+});
