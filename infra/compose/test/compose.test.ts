@@ -1,6 +1,7 @@
 // Docker does not run on these machines, so this checks docker-compose.yml and the Dockerfiles
 // statically: services, ports, mounts, health checks, and that every variable Compose hands the
 // services is one packages/config accepts (and that .env.example's values pass it).
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -35,11 +36,13 @@ const envExample = Object.fromEntries(
     .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
 );
 
-/** Compose's ${VAR}, ${VAR:-default} and ${VAR:?error} with the given .env. */
+/** Compose's ${VAR}, ${VAR:-default}, ${VAR:?error} and ${VAR:+replacement} with the given .env. */
 function interpolate(value: string, env: Record<string, string>): string {
-  return value.replace(/\$\{([A-Z_][A-Z0-9_]*)(?::([-?])([^}]*))?\}/g, (_m, name: string, op?: string, arg?: string) => {
+  return value.replace(/\$\{([A-Z_][A-Z0-9_]*)(?::([-?+])([^}]*))?\}/g, (_m, name: string, op?: string, arg?: string) => {
     const v = env[name];
-    if (v !== undefined && v !== '') return v;
+    const set = v !== undefined && v !== '';
+    if (op === '+') return set ? (arg ?? '') : '';
+    if (set) return v;
     if (op === '?') throw new Error(`${name} is required: ${arg}`);
     return op === '-' ? (arg ?? '') : '';
   });
@@ -110,6 +113,37 @@ describe('docker-compose.yml', () => {
     expect(cmd.slice(0, 5)).toEqual(['kamailio', '-DD', '-E', '-f', '/etc/kamailio/kamailio.cfg']);
     expect(cmd).toContain('PUSH_URL="http://api:8443/api/v1/push/call-notify"');
     expect(cmd).toContain(`PUSH_SECRET="${envExample.CALL_NOTIFY_SECRET}"`);
+  });
+
+  // SIP_ADVERTISE is Kamailio's (a -A define), not a variable packages/config reads.
+  const kamailioArgs = (env: Record<string, string>) => services.kamailio!.command!.map((a) => interpolate(a, env));
+  const advertised = { ...envExample, SIP_ADVERTISE: '203.0.113.10' };
+
+  it('passes SIP_ADVERTISE to Kamailio only when .env sets it, and never to the api or worker', () => {
+    expect(envExample.SIP_ADVERTISE).toBe('');
+    expect(kamailioArgs(envExample).filter((a) => a.includes('ADVERTISE'))).toEqual(['NO_SIP_ADVERTISE']);
+    expect(kamailioArgs(advertised).filter((a) => a.includes('ADVERTISE'))).toEqual(['SIP_ADVERTISE=203.0.113.10']);
+    expect(kamailioArgs({ ...envExample, SIP_ADVERTISE: 'sip.example.com:5080' })).toContain('SIP_ADVERTISE=sip.example.com:5080');
+    for (const name of ['api', 'worker']) expect(Object.keys(services[name]!.environment!)).not.toContain('SIP_ADVERTISE');
+  });
+
+  // The Compose command, run against the repo's cfg with `kamailio -c` (parse, no sockets).
+  const hasKamailio = spawnSync('sh', ['-c', 'command -v kamailio']).status === 0;
+  it.skipIf(!hasKamailio)('Kamailio accepts the Compose command and advertises SIP_ADVERTISE on UDP and TCP only when set', () => {
+    const check = (env: Record<string, string>) => {
+      const args = kamailioArgs(env).slice(1).map((a) => (a === '/etc/kamailio/kamailio.cfg' ? root('infra/kamailio/kamailio.cfg') : a));
+      const run = spawnSync('kamailio', ['-c', ...args], { encoding: 'utf8' });
+      const out = `${run.stdout}${run.stderr}`;
+      expect(run.status, out).toBe(0);
+      return out.split('\n').filter((l) => /^\s+(udp|tcp): /.test(l) && l.includes('5060'));
+    };
+    const plain = check(envExample);
+    expect(plain.filter((l) => l.includes('0.0.0.0'))).toHaveLength(2);
+    expect(plain.join('\n')).not.toContain('advertise');
+    const listens = check(advertised).filter((l) => l.includes('0.0.0.0'));
+    expect(listens).toHaveLength(2);
+    expect(listens.find((l) => /udp: /.test(l))).toContain('advertise 203.0.113.10');
+    expect(listens.find((l) => /tcp: /.test(l))).toContain('advertise 203.0.113.10');
   });
 });
 

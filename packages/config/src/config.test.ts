@@ -26,7 +26,7 @@ describe('loadConfig', () => {
 
   it('reports every problem at once, one message each', () => {
     try {
-      loadConfig({ PORT: 'abc', PUSH_TTL_SECONDS: '0', APNS_KEY_ID: 'short', CALL_NOTIFY_ALLOWED_CIDRS: '10.0.0.0/99' });
+      loadConfig({ PORT: 'abc', PUSH_TTL_SECONDS: '0', LOG_LEVEL: 'loud', CALL_NOTIFY_ALLOWED_CIDRS: '10.0.0.0/99' });
       expect.unreachable();
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
@@ -34,9 +34,24 @@ describe('loadConfig', () => {
       expect(problems).toHaveLength(4);
       expect(problems.join('\n')).toMatch(/PORT/);
       expect(problems.join('\n')).toMatch(/PUSH_TTL_SECONDS/);
-      expect(problems.join('\n')).toMatch(/APNS_KEY_ID/);
+      expect(problems.join('\n')).toMatch(/LOG_LEVEL/);
       expect(problems.join('\n')).toMatch(/CALL_NOTIFY_ALLOWED_CIDRS/);
     }
+  });
+
+  it('takes APNs ids as plain trimmed strings: a malformed one is the worker\'s "not configured", not a fatal error', () => {
+    const c = loadConfig({ APNS_KEY_ID: ' short ', APNS_TEAM_ID: 'lower-case!', APNS_BUNDLE_ID: 'com example' });
+    expect(c.apns.keyId).toBe('short');
+    expect(c.apns.teamId).toBe('lower-case!');
+    expect(c.apns.bundleId).toBe('com example');
+    const unset = loadConfig({ APNS_KEY_ID: '  ', APNS_TEAM_ID: '' });
+    expect(unset.apns.keyId).toBeNull();
+    expect(unset.apns.teamId).toBeNull();
+    expect(unset.apns.bundleId).toBeNull();
+  });
+
+  it('still stops on a malformed APNS_HOST, which is not a credential', () => {
+    expect(() => loadConfig({ APNS_HOST: 'http://gateway/' })).toThrow(/APNS_HOST must be host\[:port\]/);
   });
 
   it('lower-cases SIP_DOMAIN and trims the FCM URL', () => {

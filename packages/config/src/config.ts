@@ -102,9 +102,11 @@ const schema = z.object({
       }
     }),
   APNS_KEY_PATH: withDefault('/etc/veil/apns_key.p8'),
-  APNS_KEY_ID: optional.refine((v) => v === null || /^[A-Z0-9]{10}$/.test(v), 'APNS_KEY_ID must be 10 letters or digits'),
-  APNS_TEAM_ID: optional.refine((v) => v === null || /^[A-Z0-9]{10}$/.test(v), 'APNS_TEAM_ID must be 10 letters or digits'),
-  APNS_BUNDLE_ID: optional.refine((v) => v === null || /^[A-Za-z0-9.-]{1,255}$/.test(v), 'APNS_BUNDLE_ID must be a bundle identifier'),
+  // Plain strings: their format is checked by the worker's APNs setup, where a bad value leaves
+  // iOS "not configured" instead of stopping both services (SPEC).
+  APNS_KEY_ID: optional,
+  APNS_TEAM_ID: optional,
+  APNS_BUNDLE_ID: optional,
   APNS_USE_SANDBOX: bool('APNS_USE_SANDBOX', true),
   APNS_HOST: optional.refine((v) => v === null || /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9a-fA-F:]+\](:\d{1,5})?$/.test(v), 'APNS_HOST must be host[:port]'),
   FCM_SERVICE_ACCOUNT_PATH: withDefault('/etc/veil/fcm_service_account.json'),

@@ -71,6 +71,21 @@ describe('platforms not configured', () => {
     expect(h.apns.requests).toHaveLength(0);
   });
 
+  it('malformed APNS_KEY_ID: the worker process keeps running, iOS "not configured", Android still delivers', async () => {
+    h = await startHarness({ env: { APNS_KEY_ID: 'short' } });
+    const w = spawnWorker(h);
+    children.push(w.child);
+    await w.started;
+    expect(w.lines.some((l) => l.level === 50 && l.msg === 'APNs not configured: APNS_KEY_ID must be 10 letters or digits')).toBe(true);
+    const ios = await h.enqueue('ios');
+    const android = await h.enqueue('android');
+    expect((await h.settle(ios.job)).returnvalue).toBe('not_configured');
+    expect((await h.settle(android.job)).returnvalue).toBe('delivered');
+    expect(await registrationToken(h.db, ios.push.jid, ios.push.device_id)).toBe(ios.push.push_token);
+    expect(h.apns.requests).toHaveLength(0);
+    expect(h.fcm.requests).toHaveLength(1);
+  });
+
   it('malformed service account: Android jobs log "FCM not configured", keep the registration; iOS still delivers', async () => {
     h = await startHarness();
     writeFileSync(h.env.FCM_SERVICE_ACCOUNT_PATH!, '{"project_id": "x", "private_key": "nope"');

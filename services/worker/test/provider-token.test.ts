@@ -39,6 +39,14 @@ describe('APNs provider token rules', () => {
     expect(loadApnsCredentials({ ...apns, keyPath: '/nonexistent.p8' })).toMatch(/cannot read APNS_KEY_PATH/);
     expect(loadApnsCredentials({ ...apns, keyPath: '/etc/hostname' })).toMatch(/not a PEM private key/);
   });
+
+  it('malformed ids are "not configured", every problem named in one line', () => {
+    expect(loadApnsCredentials({ ...apns, keyId: 'short' })).toBe('APNS_KEY_ID must be 10 letters or digits');
+    expect(loadApnsCredentials({ ...apns, keyId: 'abcdefghij', teamId: null, bundleId: 'com example', keyPath: '/nonexistent.p8' })).toBe(
+      'APNS_TEAM_ID not set; APNS_KEY_ID must be 10 letters or digits; APNS_BUNDLE_ID must be a bundle identifier; ' +
+        'cannot read APNS_KEY_PATH /nonexistent.p8: ENOENT',
+    );
+  });
 });
 
 describe('retry delay', () => {

@@ -17,29 +17,52 @@ export interface ApnsCredentials {
   bundleId: string;
 }
 
-/** Reads and checks the .p8 key at start-up; a string names the problem ("not configured"). */
+// Apple's key and team ids are 10 upper-case letters or digits; a bundle id is reverse-DNS
+// characters. Checked here, not in @veil/config: a typo in an APNs value must leave iOS "not
+// configured" (SPEC), not stop the api (which never uses APNs) or the worker's Android pushes.
+const APPLE_ID = /^[A-Z0-9]{10}$/;
+const BUNDLE_ID = /^[A-Za-z0-9.-]{1,255}$/;
+
+/**
+ * Reads and checks the ids and the .p8 key at start-up. A string is the reason iOS is "not
+ * configured", naming every problem at once so the operator fixes them in one go.
+ */
 export function loadApnsCredentials(apns: Config['apns']): ApnsCredentials | string {
+  const problems: string[] = [];
   const missing = [
     apns.keyId ? null : 'APNS_KEY_ID',
     apns.teamId ? null : 'APNS_TEAM_ID',
     apns.bundleId ? null : 'APNS_BUNDLE_ID',
   ].filter(Boolean);
-  if (missing.length > 0) return `${missing.join(', ')} not set`;
+  if (missing.length > 0) problems.push(`${missing.join(', ')} not set`);
+  if (apns.keyId && !APPLE_ID.test(apns.keyId)) problems.push('APNS_KEY_ID must be 10 letters or digits');
+  if (apns.teamId && !APPLE_ID.test(apns.teamId)) problems.push('APNS_TEAM_ID must be 10 letters or digits');
+  if (apns.bundleId && !BUNDLE_ID.test(apns.bundleId)) problems.push('APNS_BUNDLE_ID must be a bundle identifier');
+  // Missing ids alone say enough: an operator who has not set up APNs has no key file either.
+  if (missing.length === 3) return problems.join('; ');
+  const key = loadKey(apns.keyPath);
+  if (typeof key === 'string') return [...problems, key].join('; ');
+  if (problems.length > 0) return problems.join('; ');
+  return { key, keyId: apns.keyId!, teamId: apns.teamId!, bundleId: apns.bundleId! };
+}
+
+function loadKey(keyPath: string): KeyObject | string {
   let pem: string;
   try {
-    pem = readFileSync(apns.keyPath, 'utf8');
+    pem = readFileSync(keyPath, 'utf8');
   } catch (err) {
-    return `cannot read APNS_KEY_PATH ${apns.keyPath}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`;
+    return `cannot read APNS_KEY_PATH ${keyPath}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`;
   }
+  let key: KeyObject;
   try {
-    const key = createPrivateKey(pem);
-    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
-      return `APNS_KEY_PATH ${apns.keyPath} is not an EC P-256 (.p8) key`;
-    }
-    return { key, keyId: apns.keyId!, teamId: apns.teamId!, bundleId: apns.bundleId! };
+    key = createPrivateKey(pem);
   } catch {
-    return `APNS_KEY_PATH ${apns.keyPath} is not a PEM private key`;
+    return `APNS_KEY_PATH ${keyPath} is not a PEM private key`;
   }
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    return `APNS_KEY_PATH ${keyPath} is not an EC P-256 (.p8) key`;
+  }
+  return key;
 }
 
 function base64url(value: object): string {
