@@ -3,10 +3,11 @@
 import { spawn } from 'node:child_process';
 
 const services = ['api', 'worker'];
-// Node directly (not through pnpm and a shell), so SIGTERM reaches the services themselves.
+// Node directly (not through pnpm and a shell), so SIGTERM reaches the services themselves;
+// the bundles come from `pnpm build`, which `pnpm start` runs first.
 const root = new URL('..', import.meta.url);
 const children = services.map((name) =>
-  spawn(process.execPath, ['--import', 'tsx', `services/${name}/src/main.ts`], { stdio: 'inherit', env: process.env, cwd: root }),
+  spawn(process.execPath, ['--enable-source-maps', `services/${name}/dist/bin/main.js`], { stdio: 'inherit', env: process.env, cwd: root }),
 );
 
 let stopping = false;

@@ -9,7 +9,6 @@ import { PUSH_QUEUE } from '../../../../packages/queue/src/contracts.ts';
 import { createRedis } from '../../../../packages/queue/src/redis.ts';
 
 const repo = fileURLToPath(new URL('../../../../', import.meta.url));
-const tsx = `${repo}node_modules/.bin/tsx`;
 const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** A database of the suite's own: `CREATE DATABASE veil_e2e_<random>`, dropped by `drop()`. */
@@ -61,9 +60,12 @@ export interface ServiceProcess {
   stop(): Promise<void>;
 }
 
-/** Starts `tsx services/<name>/src/main.ts` and waits for its ready line. */
+/**
+ * Starts `node --import tsx services/<name>/src/main.ts` (one process: the tsx CLI would add a
+ * relay process that a SIGKILL orphans) and waits for its ready line.
+ */
 export async function startService(name: 'api' | 'worker', env: Record<string, string>, readyMsg: string): Promise<ServiceProcess> {
-  const child: ChildProcess = spawn(tsx, [`services/${name}/src/main.ts`], {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', `services/${name}/src/main.ts`], {
     cwd: repo,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
