@@ -14,8 +14,9 @@ export interface ServiceProcess {
 }
 
 /**
- * Runs a TypeScript entry point as one node process (node --import tsx, not the tsx CLI, which
- * adds a relay process and would hide the real RSS), output to bench/.out/<name>.log.
+ * Runs an entry point as one node process: a built bundle (.js) as production runs it, or a
+ * TypeScript file through `node --import tsx` (not the tsx CLI, whose relay process would hide
+ * the real RSS). Output goes to bench/.out/<name>.log.
  */
 export async function startService(
   name: string,
@@ -27,7 +28,8 @@ export async function startService(
   const out = createWriteStream(`${OUT_DIR}${name}.log`);
   // BENCH_CPU_PROF=1: each service writes V8 CPU profiles (one per thread) to bench/.out/prof/<name>/ when it stops.
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${OUT_DIR}prof/${name}`] : [];
-  const child = spawn(process.execPath, [...prof, '--import', 'tsx', entry], {
+  const loader = entry.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const child = spawn(process.execPath, [...prof, ...loader, entry], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -102,13 +102,13 @@ export async function createStack(): Promise<Stack> {
     apiUrl: `http://127.0.0.1:${port}`,
     arrivals,
     async startApi() {
-      const api = await startService('api', 'services/api/src/main.ts', env, `http://127.0.0.1:${port}/readyz`);
+      const api = await startService('api', 'services/api/dist/bin/main.js', env, `http://127.0.0.1:${port}/readyz`);
       services.push(api);
       return api;
     },
     async startWorker(name, extraEnv = {}) {
       const metricsPort = await freePort();
-      const worker = await startService(name, 'services/worker/src/main.ts', { ...env, METRICS_PORT: String(metricsPort), ...extraEnv }, `http://127.0.0.1:${metricsPort}/healthz`);
+      const worker = await startService(name, 'services/worker/dist/bin/main.js', { ...env, METRICS_PORT: String(metricsPort), ...extraEnv }, `http://127.0.0.1:${metricsPort}/healthz`);
       services.push(worker);
       return worker;
     },
