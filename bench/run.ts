@@ -10,7 +10,7 @@ import { benchDrain } from './phases/drain.ts';
 import { benchEndToEnd, type EndToEndFigures } from './phases/end-to-end.ts';
 import { benchCallNotify, benchRegister, type IngestFigures } from './phases/ingest.ts';
 import { startNaiveWorker } from './phases/naive.ts';
-import { REPO_ROOT, type ServiceProcess } from './lib/proc.ts';
+import { REPO_ROOT, findPids, readCpuSeconds, type ServiceProcess } from './lib/proc.ts';
 import { seedCallees, type Callee } from './lib/seed.ts';
 import { createStack, type Stack } from './lib/stack.ts';
 import { fmt } from './lib/stats.ts';
@@ -40,11 +40,34 @@ async function ingestPhase(stack: Stack, callees: Callee[], rows: Row[]): Promis
   await waitForQuiet(stack);
 }
 
-async function endToEndPhase(stack: Stack, callees: Callee[], rows: Row[]): Promise<void> {
+/** Who used the two cores during a phase: the services, Redis, Postgres, and this process (load + stand-ins). */
+function cpuMeter(services: ServiceProcess[]) {
+  const others = { redis: findPids('redis-server'), postgres: findPids('postgres') };
+  const sample = () => ({
+    services: services.map((s) => s.cpuSeconds()),
+    redis: others.redis.reduce((t, p) => t + readCpuSeconds(p), 0),
+    postgres: others.postgres.reduce((t, p) => t + readCpuSeconds(p), 0),
+    bench: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
+    at: performance.now(),
+  });
+  const start = sample();
+  return () => {
+    const end = sample();
+    const wall = (end.at - start.at) / 1000;
+    const share = (a: number, b: number) => `${fmt((100 * (b - a)) / wall, 0)}%`;
+    const parts = services.map((s, i) => `${s.name} ${share(start.services[i]!, end.services[i]!)}`);
+    parts.push(`redis ${share(start.redis, end.redis)}`, `postgres ${share(start.postgres, end.postgres)}`, `bench ${share(start.bench, end.bench)}`);
+    return `CPU (100% = one core): ${parts.join(', ')}`;
+  };
+}
+
+async function endToEndPhase(stack: Stack, callees: Callee[], rows: Row[], services: ServiceProcess[]): Promise<void> {
   say('2. end to end (open loop, 10 s per rate) ...');
   for (const rate of [100, 500, 1000]) {
+    const cpu = cpuMeter(services);
     const f: EndToEndFigures = await benchEndToEnd(stack.apiUrl, callees, stack.arrivals, rate);
-    rows.push([`end to end @ ${rate} calls/s`, `${f.count} pushes`, `p50 ${fmt(f.p50)} / p95 ${fmt(f.p95)} / p99 ${fmt(f.p99)} / max ${fmt(f.max)} ms`, `missing ${f.missing}, http errors ${f.httpErrors}`]);
+    const usage = cpu();
+    rows.push([`end to end @ ${rate} calls/s`, `${f.sent} calls, ${f.count} pushes`, `p50 ${fmt(f.p50)} / p95 ${fmt(f.p95)} / p99 ${fmt(f.p99)} / max ${fmt(f.max)} ms`, `missing ${f.missing}, http errors ${f.httpErrors}; ${usage}`]);
     await waitForQuiet(stack);
   }
 }
@@ -52,8 +75,9 @@ async function endToEndPhase(stack: Stack, callees: Callee[], rows: Row[]): Prom
 /** Drains with the running worker, then with a second one; returns the one-process rate. */
 async function drainPhase(stack: Stack, rows: Row[], extraWorkers: ServiceProcess[]): Promise<number> {
   say('3. drain 20,000 pushes ...');
+  const cpu = cpuMeter([...extraWorkers]);
   const one = await benchDrain(stack.redisUrl, stack.arrivals, async () => {});
-  rows.push(['drain: 1 worker process', `${fmt(one.pushesPerSecond, 0)} pushes/s`, `${fmt(one.seconds, 2)} s`, `missing ${one.missing}`]);
+  rows.push(['drain: 1 worker process', `${fmt(one.pushesPerSecond, 0)} pushes/s`, `${fmt(one.seconds, 2)} s`, `missing ${one.missing}; ${cpu()} (includes queueing the jobs)`]);
   extraWorkers.push(await stack.startWorker('worker-2'));
   const two = await benchDrain(stack.redisUrl, stack.arrivals, async () => {});
   rows.push(['drain: 2 worker processes', `${fmt(two.pushesPerSecond, 0)} pushes/s`, `${fmt(two.seconds, 2)} s`, `missing ${two.missing}`]);
@@ -85,7 +109,7 @@ async function main(): Promise<void> {
     await waitForQuiet(stack);
 
     if (phases.has('ingest')) await ingestPhase(stack, callees, rows);
-    if (phases.has('e2e')) await endToEndPhase(stack, callees, rows);
+    if (phases.has('e2e')) await endToEndPhase(stack, callees, rows, [api, worker]);
     const apiPeak = api.peakRssMb();
     const workers = [worker];
     const realRate = phases.has('drain') ? await drainPhase(stack, rows, workers) : Number.NaN;

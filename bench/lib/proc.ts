@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -10,6 +10,8 @@ export interface ServiceProcess {
   child: ChildProcess;
   /** Peak resident set size so far (VmHWM), in MB. */
   peakRssMb(): number;
+  /** CPU time used so far (user + system), in seconds. */
+  cpuSeconds(): number;
   stop(): Promise<void>;
 }
 
@@ -42,6 +44,7 @@ export async function startService(
     name,
     child,
     peakRssMb: () => readPeakRssMb(child.pid!),
+    cpuSeconds: () => readCpuSeconds(child.pid!),
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
@@ -75,4 +78,29 @@ export function readPeakRssMb(pid: number): number {
   } catch {
     return Number.NaN;
   }
+}
+
+/** utime + stime from /proc/<pid>/stat (clock ticks of 1/100 s on Linux), in seconds. */
+export function readCpuSeconds(pid: number): number {
+  try {
+    // The command name (field 2) may contain spaces; the fields after its closing ")" do not.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Processes whose command line contains `needle` (the shared redis-server, postgres). */
+export function findPids(needle: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(needle)) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
 }
