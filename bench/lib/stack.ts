@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { Redis } from 'ioredis';
 import { TEST_CA_PATH } from '@veil/testkit/certs';
+import { freePort } from '@veil/testkit/ports';
 import { startApnsStandIn, writeTestApnsKey, type ApnsRecordedRequest, type ApnsStandIn, type TestApnsKey } from '@veil/testkit/apns-stand-in';
 import { startFcmStandIn, type FcmRecordedRequest, type FcmStandIn } from '@veil/testkit/fcm-stand-in';
 import { REPO_ROOT, startService, type ServiceProcess } from './proc.ts';
@@ -36,14 +36,6 @@ export interface Stack {
   startApi(): Promise<ServiceProcess>;
   startWorker(name: string, extraEnv?: Record<string, string>): Promise<ServiceProcess>;
   tearDown(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
 }
 
 export async function createStack(): Promise<Stack> {

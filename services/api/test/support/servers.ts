@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../../../../packages/testkit/src/ports.ts';
 
 /** A TCP server that accepts connections and never says a word: the worst kind of outage. */
 export async function startSilentServer(): Promise<{ port: number; close(): Promise<void> }> {
@@ -21,14 +22,8 @@ export async function startSilentServer(): Promise<{ port: number; close(): Prom
   };
 }
 
-/** A port nothing listens on (bound, then released). */
-export async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+/** A port nothing listens on. */
+export const closedPort = freePort;
 
 /** A redis-server of the test's own, so the test can kill it without touching the shared one. */
 export async function startOwnRedis(
