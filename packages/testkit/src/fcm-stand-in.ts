@@ -68,6 +68,13 @@ export interface FcmStandIn {
   answer(token: string | null, ...answers: FcmAnswer[]): void;
   /** Every access token issued so far is refused with 401 from now on. */
   revokeAccessTokens(): void;
+  /** HTTP/2 connections accepted so far. */
+  sessionsOpened(): number;
+  /**
+   * The existing HTTP/2 connections go silent: messages:send on them is never answered (a NAT
+   * that lost the mapping). New connections behave normally.
+   */
+  silenceExistingSessions(): void;
   reset(): void;
   close(): Promise<void>;
 }
@@ -195,6 +202,8 @@ export async function startFcmStandIn(opts: FcmStandInOptions = {}): Promise<Fcm
 
   const server = createSecureServer({ ...testServerTls(), allowHTTP1: true });
   const sessions = new Set<import('node:http2').ServerHttp2Session>();
+  const silent = new Set<import('node:http2').ServerHttp2Session>();
+  let sessionCount = 0;
   // HTTP/1.1 connections too (google-auth-library fetches tokens over them): close() must not
   // wait for a request the token endpoint is told to leave hanging.
   const sockets = new Set<import('node:net').Socket>();
@@ -203,6 +212,7 @@ export async function startFcmStandIn(opts: FcmStandInOptions = {}): Promise<Fcm
     socket.on('close', () => sockets.delete(socket));
   });
   server.on('session', (s) => {
+    sessionCount++;
     sessions.add(s);
     s.on('close', () => sessions.delete(s));
   });
@@ -212,6 +222,7 @@ export async function startFcmStandIn(opts: FcmStandInOptions = {}): Promise<Fcm
     req.on('end', () => {
       const raw = Buffer.concat(chunks).toString();
       if (req.method === 'POST' && req.url === '/token') return handleToken(raw, res);
+      if (req.stream && silent.has(req.stream.session as import('node:http2').ServerHttp2Session)) return;
       if (req.method === 'POST' && req.url === `/v1/projects/${projectId}/messages:send`) return handleSend(req, raw, res);
       json(res, 404, { error: { code: 404, message: 'not found', status: 'NOT_FOUND' } });
     });
@@ -259,6 +270,10 @@ export async function startFcmStandIn(opts: FcmStandInOptions = {}): Promise<Fcm
     },
     revokeAccessTokens() {
       for (const t of issued) revoked.add(t);
+    },
+    sessionsOpened: () => sessionCount,
+    silenceExistingSessions() {
+      for (const s of sessions) silent.add(s);
     },
     reset() {
       programs.clear();

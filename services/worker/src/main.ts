@@ -24,8 +24,9 @@ async function main(): Promise<void> {
   const db = createDb({ url: config.databaseUrl, max: 4 });
   const metrics = createWorkerMetrics();
   const queueBase = queueBaseFromArgs(process.argv);
-  const workers = startPushWorkers({ config, providers, db, log, metrics, queueBase });
+  // The metrics port first: if it cannot be bound the process exits before it holds any job.
   const metricsServer = await startMetricsServer(metrics, config.metricsPort);
+  const workers = startPushWorkers({ config, providers, db, log, metrics, queueBase });
   log.info({ metrics_port: metricsServer.port, queue: queueBase, concurrency: config.workerConcurrency }, 'Worker started');
 
   let stopping = false;

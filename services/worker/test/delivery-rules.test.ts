@@ -106,6 +106,24 @@ describe('TTL, retries, dedup', () => {
     expect(h.apns.requests.at(-1)!.session).toBe(h.apns.requests.at(-2)!.session);
   });
 
+  it('an FCM connection that went silent costs one timeout, then a fresh connection delivers', async () => {
+    const warm = await h.enqueue('android');
+    await h.settle(warm.job);
+    const sessionsBefore = h.fcm.sessionsOpened();
+    h.fcm.silenceExistingSessions();
+    const { job } = await h.enqueue('android');
+    const started = Date.now();
+    expect((await h.settle(job)).returnvalue).toBe('delivered');
+    expect(h.fcm.sessionsOpened()).toBe(sessionsBefore + 1);
+    expect(Date.now() - started).toBeLessThan(5000);
+    // Later pushes go straight to the new connection: no second timeout.
+    const next = await h.enqueue('android');
+    const nextStarted = Date.now();
+    expect((await h.settle(next.job)).returnvalue).toBe('delivered');
+    expect(Date.now() - nextStarted).toBeLessThan(1500);
+    expect(h.fcm.sessionsOpened()).toBe(sessionsBefore + 1);
+  });
+
   it('a connection destroyed mid-request is retried on a new one', async () => {
     const token = iosToken();
     h.apns.answer(token, { destroy: 'session' }, { status: 200 });

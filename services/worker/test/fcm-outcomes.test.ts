@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { upsertRegistration } from '@veil/db/registrations';
 import type { FcmErrorName } from '@veil/testkit/fcm-stand-in';
+import { classifyFcmAnswer } from '../src/providers/fcm-outcomes.ts';
 import { androidToken, registrationToken, startHarness, type Harness } from './support/harness.ts';
 
 let h: Harness;
@@ -109,5 +110,14 @@ describe('FCM outcomes (SPEC outcome table)', () => {
     expect(h.fcm.requests).toHaveLength(20);
     expect(new Set(h.fcm.requests.map((r) => r.authorization)).size).toBe(1);
     expect(h.fcm.tokenRequests).toBeLessThanOrEqual(1);
+  });
+});
+
+describe('FCM answers outside the table', () => {
+  it('a bare 404 NOT_FOUND (no UNREGISTERED detail: wrong project, misrouted proxy) keeps the registration', () => {
+    expect(classifyFcmAnswer(404, { error: { code: 404, status: 'NOT_FOUND', message: 'Requested entity was not found.' } }).action).toBe('permanent');
+    expect(classifyFcmAnswer(404, null).action).toBe('permanent');
+    const unregistered = { error: { status: 'NOT_FOUND', details: [{ '@type': 'type.googleapis.com/google.firebase.fcm.v1.FcmError', errorCode: 'UNREGISTERED' }] } };
+    expect(classifyFcmAnswer(404, unregistered).action).toBe('token-invalid');
   });
 });

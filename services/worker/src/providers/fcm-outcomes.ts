@@ -16,7 +16,9 @@ export const FCM_ERROR_ACTIONS: Readonly<Record<string, FcmAction>> = {
   UNAUTHENTICATED: 'refresh-access-token', // 401: our OAuth token expired or was revoked
   THIRD_PARTY_AUTH_ERROR: 'permanent', // APNs credentials for an iOS app in Firebase
   PERMISSION_DENIED: 'permanent',
-  NOT_FOUND: 'token-invalid', // rpc status twin of UNREGISTERED (404)
+  // A bare NOT_FOUND (no UNREGISTERED detail) is not about the token: a wrong project id, a
+  // misrouted FCM_API_URL or proxy answers so for every message, and purging on it would wipe
+  // every Android registration. Left to the default: permanent, registration kept.
 };
 
 interface RpcDetail {

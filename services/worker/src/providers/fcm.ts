@@ -22,20 +22,38 @@ export function fcmTtlSeconds(deadline: number, now: number): number {
  * FCM HTTP v1 data messages over a keep-alive undici pool (HTTP/2 when the server offers it
  * through ALPN, as fcm.googleapis.com does).
  */
-export function createFcmProvider(opts: FcmProviderOptions): PushProvider {
+export function createFcmProvider(opts: FcmProviderOptions): PushProvider & { connectionsOpened(): number } {
   const timeout = opts.requestTimeoutMs ?? 5000;
   const now = opts.now ?? Date.now;
   const url = new URL(opts.apiUrl);
   const basePath = url.pathname.replace(/\/+$/, '');
-  const pool = new Pool(url.origin, {
-    allowH2: true,
-    connections: 4,
-    pipelining: 100,
-    headersTimeout: timeout,
-    bodyTimeout: timeout,
-    connectTimeout: timeout,
-    keepAliveTimeout: 60_000,
-  });
+  let opened = 0;
+  const connect = () => {
+    opened++;
+    return new Pool(url.origin, {
+      allowH2: true,
+      connections: 4,
+      pipelining: 100,
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+      connectTimeout: timeout,
+      keepAliveTimeout: 60_000,
+    });
+  };
+  let pool = connect();
+
+  /**
+   * After a transport error (a timeout above all) the connection is not trusted again: undici
+   * cancels the timed-out HTTP/2 stream but keeps the session, so a connection that died
+   * silently (NAT state lost) would fail every later push and retry with the same timeout.
+   * Concurrent failures on one pool replace it once.
+   */
+  const recycle = (failed: Pool) => {
+    if (pool !== failed) return;
+    pool = connect();
+    // close, not destroy: streams still healthy on it finish; new pushes use the fresh pool.
+    failed.close().catch(() => {});
+  };
   const path = `${basePath}/v1/projects/${encodeURIComponent(opts.account.projectId)}/messages:send`;
 
   async function accessToken() {
@@ -54,6 +72,7 @@ export function createFcmProvider(opts: FcmProviderOptions): PushProvider {
   return {
     platform: 'android',
     name: 'FCM',
+    connectionsOpened: () => opened,
     async send(push: PushJob): Promise<SendResult> {
       const { token, afterUnauthorized } = await accessToken();
       const message = {
@@ -63,9 +82,10 @@ export function createFcmProvider(opts: FcmProviderOptions): PushProvider {
           android: { priority: 'high', ttl: `${fcmTtlSeconds(push.deadline, now())}s` },
         },
       };
+      const used = pool;
       let res;
       try {
-        res = await pool.request({
+        res = await used.request({
           path,
           method: 'POST',
           headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
@@ -74,6 +94,7 @@ export function createFcmProvider(opts: FcmProviderOptions): PushProvider {
           signal: AbortSignal.timeout(timeout + 1000),
         });
       } catch (err) {
+        recycle(used);
         throw new RetryableError(`FCM transport error: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, null, { cause: err });
       }
       if (res.statusCode === 200) {
