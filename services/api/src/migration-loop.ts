@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createDb } from '@veil/db/client';
+import { createDb, timed } from '@veil/db/client';
 import { runMigrations } from '@veil/db/migrate';
 import type { Logger } from '@veil/log/logger';
 
@@ -32,7 +32,9 @@ export function startMigrationLoop(opts: { databaseUrl: string; log: Logger }): 
       try {
         const db = createDb({ url: opts.databaseUrl, max: 1, connectTimeoutSeconds: 2, queryTimeoutMs: 60_000 });
         try {
-          const applied = await runMigrations(db);
+          // Client-side deadline too: a connection that goes silent mid-migration must not keep
+          // the database routes at 503 until TCP keepalive notices (the pool is closed below).
+          const applied = await timed(db, runMigrations(db));
           migrated = true;
           log.info({ applied, attempt }, applied.length ? 'Migrations applied' : 'Database is up to date');
           return;
