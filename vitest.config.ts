@@ -11,6 +11,9 @@ export default defineConfig({
   test: {
     pool: 'forks',
     include: ['packages/*/src/**/*.test.ts', 'services/*/test/**/*.test.ts', 'infra/**/test/**/*.test.ts', 'tools/**/*.test.ts', 'bench/lib/**/*.test.ts'],
+    // CI also writes a JSON report, from which .ci/run prints a plain "N passed, N failed" line.
+    reporters: process.env.CI ? ['default', 'json'] : ['default'],
+    outputFile: { json: '.ci/out/vitest.json' },
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // Two cores: more files at once only makes timing-sensitive fault tests flaky.
