@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { Redis } from 'ioredis';
-import { TEST_CA_PATH } from '@veil/testkit/certs';
 import { freePort } from '@veil/testkit/ports';
+import { standInEnv } from '@veil/testkit/stand-in-env';
 import { startApnsStandIn, writeTestApnsKey, type ApnsRecordedRequest, type ApnsStandIn, type TestApnsKey } from '@veil/testkit/apns-stand-in';
 import { startFcmStandIn, type FcmRecordedRequest, type FcmStandIn } from '@veil/testkit/fcm-stand-in';
 import { REPO_ROOT, startService, type ServiceProcess } from './proc.ts';
@@ -68,18 +68,11 @@ export async function createStack(): Promise<Stack> {
   const port = await freePort();
   const env: Record<string, string> = {
     NODE_ENV: 'production',
-    NODE_EXTRA_CA_CERTS: TEST_CA_PATH,
     DATABASE_URL: databaseUrl.toString(),
     REDIS_URL: redisUrl,
     PORT: String(port),
     JWT_SECRET: 'bench-secret-bench-secret-bench-secret',
-    APNS_KEY_PATH: key.path,
-    APNS_KEY_ID: key.keyId,
-    APNS_TEAM_ID: key.teamId,
-    APNS_BUNDLE_ID: 'com.example.veil',
-    APNS_HOST: apns.host,
-    FCM_SERVICE_ACCOUNT_PATH: fcm.writeServiceAccount(dir),
-    FCM_API_URL: fcm.url,
+    ...standInEnv({ key, apns, fcm, serviceAccountPath: fcm.writeServiceAccount(dir) }),
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
   };
   const services: ServiceProcess[] = [];

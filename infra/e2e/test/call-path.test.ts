@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApnsStandIn, writeTestApnsKey, type ApnsStandIn } from '../../../packages/testkit/src/apns-stand-in.ts';
-import { TEST_CA_PATH } from '../../../packages/testkit/src/certs.ts';
 import { startFcmStandIn, type FcmStandIn } from '../../../packages/testkit/src/fcm-stand-in.ts';
+import { standInEnv } from '../../../packages/testkit/src/stand-in-env.ts';
 import { runCli } from '../../../tools/cli/src/cli.ts';
 import { missingSipTools, startKamailio, type Kamailio } from '../../kamailio/test/support/kamailio.ts';
 import { runSipp, startSipp } from '../../kamailio/test/support/sipp.ts';
@@ -71,14 +71,7 @@ describe.skipIf(missing !== null)('call path: Kamailio -> api -> worker -> APNs/
       REDIS_URL: redisDb.url,
       JWT_SECRET,
       CALL_NOTIFY_SECRET: NOTIFY_SECRET,
-      APNS_KEY_PATH: key.path,
-      APNS_KEY_ID: key.keyId,
-      APNS_TEAM_ID: key.teamId,
-      APNS_BUNDLE_ID: 'com.example.veil',
-      APNS_HOST: apns.host,
-      FCM_SERVICE_ACCOUNT_PATH: fcm.writeServiceAccount(dir),
-      FCM_API_URL: fcm.url,
-      NODE_EXTRA_CA_CERTS: TEST_CA_PATH,
+      ...standInEnv({ key, apns, fcm, serviceAccountPath: fcm.writeServiceAccount(dir) }),
       LOG_LEVEL: 'info',
     };
     api = await startService('api', env, 'API listening');

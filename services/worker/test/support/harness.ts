@@ -11,6 +11,7 @@ import { pushJobOptions, pushQueueName, PUSH_JOB, PUSH_PLATFORMS, type PushJob, 
 import { startApnsStandIn, writeTestApnsKey, type ApnsStandIn, type TestApnsKey } from '@veil/testkit/apns-stand-in';
 import { createTestDb, type TestDb } from '@veil/testkit/db';
 import { startFcmStandIn, type FcmStandIn } from '@veil/testkit/fcm-stand-in';
+import { standInEnv } from '@veil/testkit/stand-in-env';
 import { obliterateQueue, testQueueName, TEST_REDIS_URL } from '@veil/testkit/queue';
 import { createWorkerMetrics, type WorkerMetrics } from '../../src/metrics.ts';
 import { createFcmProvider } from '../../src/providers/fcm.ts';
@@ -18,7 +19,7 @@ import { FcmAccessToken, loadFcmServiceAccount, type FcmAccessTokenOptions } fro
 import { createProvidersFromConfig } from '../../src/providers/from-config.ts';
 import { startPushWorkers, type PushWorkers } from '../../src/push-workers.ts';
 
-export const BUNDLE_ID = 'com.example.veil';
+export { TEST_BUNDLE_ID as BUNDLE_ID } from '@veil/testkit/stand-in-env';
 
 export interface HarnessOptions {
   ttlSeconds?: number;
@@ -91,13 +92,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const env: Record<string, string> = {
     REDIS_URL: redisUrl,
     DATABASE_URL: `postgres://postgres@127.0.0.1:5432/postgres`,
-    APNS_KEY_PATH: apnsKey.path,
-    APNS_KEY_ID: apnsKey.keyId,
-    APNS_TEAM_ID: apnsKey.teamId,
-    APNS_BUNDLE_ID: BUNDLE_ID,
-    APNS_HOST: apns.host,
-    FCM_SERVICE_ACCOUNT_PATH: saPath,
-    FCM_API_URL: fcm.url,
+    ...standInEnv({ key: apnsKey, apns, fcm, serviceAccountPath: saPath }),
     PUSH_TTL_SECONDS: String(ttl),
     PUSH_MAX_ATTEMPTS: String(maxAttempts),
     WORKER_CONCURRENCY: String(opts.concurrency ?? 20),
