@@ -8,11 +8,12 @@ import { createSign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ApnsClient, Notification, PushType, Priority } from 'apns2';
 import { Worker } from 'bullmq';
-import { PUSH_QUEUE, parsePushJob, pushQueueName } from '@veil/queue/contracts';
+import { parsePushJob, pushQueueName } from '@veil/queue/contracts';
 
 const env = process.env;
 const connection = { url: env.REDIS_URL ?? 'redis://127.0.0.1:6379', maxRetriesPerRequest: null };
-const queueBase = env.BENCH_QUEUE ?? PUSH_QUEUE;
+// The same PUSH_QUEUE the real worker reads (the stack sets it).
+const queueBase = env.PUSH_QUEUE ?? 'veil-push';
 
 const apns = new ApnsClient({
   team: env.APNS_TEAM_ID!,

@@ -76,10 +76,10 @@ async function endToEndPhase(stack: Stack, callees: Callee[], rows: Row[], servi
 async function drainPhase(stack: Stack, rows: Row[], extraWorkers: ServiceProcess[]): Promise<number> {
   say('3. drain 20,000 pushes ...');
   const cpu = cpuMeter([...extraWorkers]);
-  const one = await benchDrain(stack.redisUrl, stack.arrivals, async () => {});
+  const one = await benchDrain(stack.redisUrl, stack.queueBase, stack.arrivals, async () => {});
   rows.push(['drain: 1 worker process', `${fmt(one.pushesPerSecond, 0)} pushes/s`, `${fmt(one.seconds, 2)} s`, `missing ${one.missing}; ${cpu()} (includes queueing the jobs)`]);
   extraWorkers.push(await stack.startWorker('worker-2'));
-  const two = await benchDrain(stack.redisUrl, stack.arrivals, async () => {});
+  const two = await benchDrain(stack.redisUrl, stack.queueBase, stack.arrivals, async () => {});
   rows.push(['drain: 2 worker processes', `${fmt(two.pushesPerSecond, 0)} pushes/s`, `${fmt(two.seconds, 2)} s`, `missing ${two.missing}`]);
   return one.pushesPerSecond;
 }
@@ -87,7 +87,7 @@ async function drainPhase(stack: Stack, rows: Row[], extraWorkers: ServiceProces
 async function naivePhase(stack: Stack, rows: Row[], realRate: number): Promise<void> {
   say('5. naive baseline drain ...');
   let close = async () => {};
-  const naive = await benchDrain(stack.redisUrl, stack.arrivals, async () => {
+  const naive = await benchDrain(stack.redisUrl, stack.queueBase, stack.arrivals, async () => {
     close = (await startNaiveWorker(stack)).close;
   });
   await close();

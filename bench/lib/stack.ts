@@ -12,8 +12,6 @@ import { REPO_ROOT, startService, type ServiceProcess } from './proc.ts';
 
 const ADMIN_DB_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_BASE = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-/** The services use the fixed queue names, so the bench keeps its keys in a Redis db of its own. */
-const BENCH_REDIS_DB = 13;
 
 /** A push as the stand-ins saw it: which call, and when (performance.now()). */
 export interface Arrival {
@@ -30,6 +28,8 @@ export interface Stack {
   dir: string;
   databaseUrl: string;
   redisUrl: string;
+  /** PUSH_QUEUE of this run: the services and the bench's own producers all use it. */
+  queueBase: string;
   apiUrl: string;
   /** Every push the stand-ins received, in order. */
   arrivals: Arrival[];
@@ -62,14 +62,16 @@ export async function createStack(): Promise<Stack> {
   await admin.unsafe(`CREATE DATABASE ${dbName}`);
   const databaseUrl = new URL(ADMIN_DB_URL);
   databaseUrl.pathname = `/${dbName}`;
-  const redisUrl = `${REDIS_BASE.replace(/\/\d*$/, '')}/${BENCH_REDIS_DB}`;
-  await clearBenchKeys(redisUrl);
+  const redisUrl = REDIS_BASE;
+  // Queues of the run's own in the shared Redis, as an operator would separate two deployments.
+  const queueBase = `veil-bench-${randomBytes(4).toString('hex')}`;
 
   const port = await freePort();
   const env: Record<string, string> = {
     NODE_ENV: 'production',
     DATABASE_URL: databaseUrl.toString(),
     REDIS_URL: redisUrl,
+    PUSH_QUEUE: queueBase,
     PORT: String(port),
     JWT_SECRET: 'bench-secret-bench-secret-bench-secret',
     ...standInEnv({ key, apns, fcm, serviceAccountPath: fcm.writeServiceAccount(dir) }),
@@ -84,6 +86,7 @@ export async function createStack(): Promise<Stack> {
     dir,
     databaseUrl: databaseUrl.toString(),
     redisUrl,
+    queueBase,
     apiUrl: `http://127.0.0.1:${port}`,
     arrivals,
     async startApi() {
@@ -101,7 +104,7 @@ export async function createStack(): Promise<Stack> {
       clearInterval(trim);
       await Promise.all(services.map((s) => s.stop()));
       await Promise.all([apns.close(), fcm.close()]);
-      await clearBenchKeys(redisUrl);
+      await clearBenchKeys(redisUrl, queueBase);
       await admin.unsafe(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
       await admin.end();
       rmSync(dir, { recursive: true, force: true });
@@ -109,13 +112,13 @@ export async function createStack(): Promise<Stack> {
   };
 }
 
-/** Deletes the queue keys in the bench's own Redis db (never another db). */
-async function clearBenchKeys(redisUrl: string): Promise<void> {
+/** Deletes the run's own queue keys (never another suite's). */
+async function clearBenchKeys(redisUrl: string, queueBase: string): Promise<void> {
   const redis = new Redis(redisUrl);
   try {
     let cursor = '0';
     do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', 'bull:veil-push-*', 'COUNT', 1000);
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `bull:${queueBase}-*`, 'COUNT', 1000);
       cursor = next;
       if (keys.length) await redis.del(...keys);
     } while (cursor !== '0');

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
-import { PUSH_JOB, PUSH_QUEUE, pushJobOptions, pushQueueName, type PushJob } from '@veil/queue/contracts';
+import { PUSH_JOB, pushJobOptions, pushQueueName, type PushJob } from '@veil/queue/contracts';
 import type { Arrival } from '../lib/stack.ts';
 
 export const DRAIN_JOBS = 20_000;
@@ -9,9 +9,9 @@ export const DRAIN_JOBS = 20_000;
  * Queues DRAIN_JOBS pushes (half iOS, half Android) while the queues are paused, then resumes
  * them and times the whole backlog reaching the stand-ins: pushes per second.
  */
-export async function benchDrain(redisUrl: string, arrivals: Arrival[], startDrainers: () => Promise<void>): Promise<{ pushesPerSecond: number; seconds: number; missing: number }> {
+export async function benchDrain(redisUrl: string, queueBase: string, arrivals: Arrival[], startDrainers: () => Promise<void>): Promise<{ pushesPerSecond: number; seconds: number; missing: number }> {
   const connection = { url: redisUrl, maxRetriesPerRequest: null };
-  const queues = { ios: new Queue(pushQueueName(PUSH_QUEUE, 'ios'), { connection }), android: new Queue(pushQueueName(PUSH_QUEUE, 'android'), { connection }) };
+  const queues = { ios: new Queue(pushQueueName(queueBase, 'ios'), { connection }), android: new Queue(pushQueueName(queueBase, 'android'), { connection }) };
   await Promise.all(Object.values(queues).map((q) => q.pause()));
   const prefix = `drain-${randomUUID()}-`;
   const now = Date.now();

@@ -3,14 +3,20 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startApnsStandIn, writeTestApnsKey, type ApnsStandIn } from '../../../packages/testkit/src/apns-stand-in.ts';
 import { startFcmStandIn, type FcmStandIn } from '../../../packages/testkit/src/fcm-stand-in.ts';
 import { standInEnv } from '../../../packages/testkit/src/stand-in-env.ts';
 import { runCli } from '../../../tools/cli/src/cli.ts';
 import { missingSipTools, startKamailio, type Kamailio } from '../../kamailio/test/support/kamailio.ts';
 import { runSipp, startSipp } from '../../kamailio/test/support/sipp.ts';
-import { createE2eDatabase, eventually, pickRedisDb, startService, type ServiceProcess } from './support/services.ts';
+import { createTestDatabase } from '../../../packages/testkit/src/db.ts';
+import { obliterateQueue, testQueueName } from '../../../packages/testkit/src/queue.ts';
+import { startService, type ServiceProcess } from './support/services.ts';
+
+/** Polls until `get` returns something, and returns it. */
+const eventually = <T>(what: string, get: () => T | undefined) =>
+  vi.waitFor(() => get() ?? Promise.reject(new Error(`no ${what} yet`)), { timeout: 10_000, interval: 50 });
 
 const PROXY = 5080;
 const CALLER = 5081;
@@ -31,8 +37,9 @@ if (missing) console.warn(`Skipping the end-to-end call path tests: ${missing}`)
 
 describe.skipIf(missing !== null)('call path: Kamailio -> api -> worker -> APNs/FCM', () => {
   let dir: string;
-  let database: Awaited<ReturnType<typeof createE2eDatabase>>;
-  const redisDb = pickRedisDb();
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  // The suite's own queues in the shared Redis, named through PUSH_QUEUE as an operator would.
+  const queueBase = testQueueName('e2e');
   let apns: ApnsStandIn;
   let fcm: FcmStandIn;
   let api: ServiceProcess;
@@ -60,7 +67,7 @@ describe.skipIf(missing !== null)('call path: Kamailio -> api -> worker -> APNs/
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'veil-e2e-'));
-    database = await createE2eDatabase();
+    database = await createTestDatabase('e2e');
     const key = writeTestApnsKey(dir);
     apns = await startApnsStandIn({ key });
     fcm = await startFcmStandIn();
@@ -68,7 +75,8 @@ describe.skipIf(missing !== null)('call path: Kamailio -> api -> worker -> APNs/
       PORT: '0',
       METRICS_PORT: '0',
       DATABASE_URL: database.url,
-      REDIS_URL: redisDb.url,
+      REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+      PUSH_QUEUE: queueBase,
       JWT_SECRET,
       CALL_NOTIFY_SECRET: NOTIFY_SECRET,
       ...standInEnv({ key, apns, fcm, serviceAccountPath: fcm.writeServiceAccount(dir) }),
@@ -96,7 +104,7 @@ describe.skipIf(missing !== null)('call path: Kamailio -> api -> worker -> APNs/
     await api?.stop();
     await apns?.close();
     await fcm?.close();
-    await redisDb.clean();
+    await Promise.all([obliterateQueue(`${queueBase}-ios`), obliterateQueue(`${queueBase}-android`)]);
     await database?.drop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });

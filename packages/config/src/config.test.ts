@@ -14,6 +14,7 @@ describe('loadConfig', () => {
     expect(c.fcm.apiUrl).toBe('https://fcm.googleapis.com');
     expect(c.pushTtlSeconds).toBe(30);
     expect(c.pushMaxAttempts).toBe(5);
+    expect(c.pushQueue).toBe('veil-push');
     expect(c.metricsPort).toBe(9464);
     expect(c.logLevel).toBe('info');
     expect(c.callNotifyAllowedCidrs).toContain('127.0.0.0/8');
@@ -22,6 +23,11 @@ describe('loadConfig', () => {
   it('uses the production gateway when APNS_USE_SANDBOX=false and APNS_HOST wins over both', () => {
     expect(loadConfig({ APNS_USE_SANDBOX: 'false' }).apns.host).toBe('api.push.apple.com');
     expect(loadConfig({ APNS_USE_SANDBOX: 'false', APNS_HOST: '127.0.0.1:9443' }).apns.host).toBe('127.0.0.1:9443');
+  });
+
+  it('takes PUSH_QUEUE as the queue base and refuses a name Redis keys should not carry', () => {
+    expect(loadConfig({ PUSH_QUEUE: 'veil-push-staging' }).pushQueue).toBe('veil-push-staging');
+    expect(() => loadConfig({ PUSH_QUEUE: 'a b:c' })).toThrow(/PUSH_QUEUE/);
   });
 
   it('reports every problem at once, one message each', () => {

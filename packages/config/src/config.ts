@@ -28,6 +28,8 @@ export interface Config {
     serviceAccountPath: string;
     apiUrl: string;
   };
+  /** Base name of the push queues (PUSH_QUEUE); each platform gets `${pushQueue}-${platform}`. */
+  pushQueue: string;
   pushTtlSeconds: number;
   pushMaxAttempts: number;
   workerConcurrency: number;
@@ -111,6 +113,8 @@ const schema = z.object({
   APNS_HOST: optional.refine((v) => v === null || /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9a-fA-F:]+\](:\d{1,5})?$/.test(v), 'APNS_HOST must be host[:port]'),
   FCM_SERVICE_ACCOUNT_PATH: withDefault('/etc/veil/fcm_service_account.json'),
   FCM_API_URL: url('FCM_API_URL', 'https://fcm.googleapis.com', ['https:', 'http:']).transform((v) => v.replace(/\/+$/, '')),
+  // Both services must agree on it; a test or a second deployment on one Redis picks its own.
+  PUSH_QUEUE: withDefault('veil-push').refine((v) => /^[A-Za-z0-9._-]{1,100}$/.test(v), 'PUSH_QUEUE must be 1-100 letters, digits, dots, dashes or underscores'),
   PUSH_TTL_SECONDS: integer('PUSH_TTL_SECONDS', 30, 1, 3600),
   PUSH_MAX_ATTEMPTS: integer('PUSH_MAX_ATTEMPTS', 5, 1, 100),
   WORKER_CONCURRENCY: integer('WORKER_CONCURRENCY', 100, 1, 10000),
@@ -146,6 +150,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       host: e.APNS_HOST ?? (e.APNS_USE_SANDBOX ? APNS_SANDBOX_HOST : APNS_PRODUCTION_HOST),
     },
     fcm: { serviceAccountPath: e.FCM_SERVICE_ACCOUNT_PATH, apiUrl: e.FCM_API_URL },
+    pushQueue: e.PUSH_QUEUE,
     pushTtlSeconds: e.PUSH_TTL_SECONDS,
     pushMaxAttempts: e.PUSH_MAX_ATTEMPTS,
     workerConcurrency: e.WORKER_CONCURRENCY,

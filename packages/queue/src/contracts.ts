@@ -2,9 +2,6 @@ import { createHash } from 'node:crypto';
 import type { JobsOptions } from 'bullmq';
 import { z } from 'zod';
 
-/** The queue base name both services agree on; tests pass their own. */
-export const PUSH_QUEUE = 'veil-push';
-
 export type PushPlatform = 'ios' | 'android';
 export const PUSH_PLATFORMS: readonly PushPlatform[] = ['ios', 'android'];
 

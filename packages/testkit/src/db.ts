@@ -22,3 +22,23 @@ export async function createTestDb(label = 'test'): Promise<TestDb> {
     },
   };
 }
+
+/**
+ * An empty database of the suite's own (`CREATE DATABASE`), for tests where the service runs its
+ * own migrations from scratch; `url` points at it, `drop()` removes it even with clients connected.
+ */
+export async function createTestDatabase(label = 'test'): Promise<{ name: string; url: string; drop(): Promise<void> }> {
+  const name = `veil_${label.replace(/[^a-z0-9_]/g, '_')}_${randomBytes(5).toString('hex')}`;
+  const admin = createDb({ url: TEST_DATABASE_URL, max: 1, queryTimeoutMs: 30_000 });
+  await admin.sql.unsafe(`CREATE DATABASE "${name}"`);
+  const url = new URL(TEST_DATABASE_URL);
+  url.pathname = `/${name}`;
+  return {
+    name,
+    url: url.href,
+    async drop() {
+      await admin.sql.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await admin.close();
+    },
+  };
+}

@@ -5,7 +5,7 @@ import jwt from 'jsonwebtoken';
 import { loadConfig } from '@veil/config/config';
 import { createJwtVerifier, JwtKeyError, loadJwtPublicKey } from '../src/http/auth.ts';
 import { call, JWT_SECRET, startApi, type RunningApi } from './support/api.ts';
-import { createTestDb, type TestDb } from './support/testkit.ts';
+import { createTestDb, type TestDb } from '@veil/testkit/db';
 import { hsToken, noneToken, writeKeyPair } from './support/tokens.ts';
 
 const body = () => ({ jid: 'alice@example.com', device_id: randomUUID(), platform: 'android', push_token: 'tok-1' });

@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { upsertRegistration } from '@veil/db/registrations';
 import { PUSH_BACKOFF, PUSH_JOB, pushDedupId } from '@veil/queue/contracts';
 import { call, startApi, type RunningApi } from './support/api.ts';
-import { createTestDb, type TestDb } from './support/testkit.ts';
+import { createTestDb, type TestDb } from '@veil/testkit/db';
 
 const BOB_IPHONE = { jid: 'bob@example.com', device_id: randomUUID(), platform: 'ios' as const, push_token: 'a1'.repeat(32), app_id: 'com.example.veil' };
 const BOB_PIXEL = { jid: 'bob@example.com', device_id: randomUUID(), platform: 'android' as const, push_token: 'fcm:bob-pixel', app_id: null };

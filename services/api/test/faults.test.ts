@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '@veil/db/client';
 import { upsertRegistration } from '@veil/db/registrations';
 import { call, startApi, type RunningApi } from './support/api.ts';
-import { closedPort, startOwnRedis, startSilentServer } from './support/servers.ts';
-import { createTestDb, type TestDb } from './support/testkit.ts';
+import { startOwnRedis } from '@veil/testkit/redis-server';
+import { waitUntil } from '@veil/testkit/wait';
+import { closedPort, startSilentServer } from './support/servers.ts';
+import { createTestDb, type TestDb } from '@veil/testkit/db';
 import { hsToken } from './support/tokens.ts';
 
 const notify = { callee_username: 'bob', caller_username: 'alice', call_id: 'fault-call', call_type: 'audio' };
@@ -90,7 +91,7 @@ describe('Redis unavailable -> 503 within 2 s', () => {
     const redis = await startOwnRedis();
     const api = await startApi({ db, redisUrl: redis.url });
     try {
-      await waitFor(async () => (await call(`${api.url}/readyz`, { method: 'GET' })).status === 200);
+      await waitUntil(async () => (await call(`${api.url}/readyz`, { method: 'GET' })).status === 200);
       redis.signal('SIGSTOP');
       const frozen = await call(`${api.url}/api/v1/push/call-notify`, { body: { ...notify, call_id: 'frozen' } });
       expect(frozen).toMatchObject({ status: 503, body: { error: { code: 'queue_unavailable' } } });
@@ -99,11 +100,11 @@ describe('Redis unavailable -> 503 within 2 s', () => {
       expect(ready.status).toBe(503);
       expect(ready.ms).toBeLessThan(2000);
       redis.signal('SIGCONT');
-      await waitFor(async () => (await call(`${api.url}/api/v1/push/call-notify`, { body: { ...notify, call_id: 'thawed' } })).status === 202);
+      await waitUntil(async () => (await call(`${api.url}/api/v1/push/call-notify`, { body: { ...notify, call_id: 'thawed' } })).status === 202);
     } finally {
       redis.signal('SIGCONT');
       await api.close();
-      await redis.stop();
+      await redis.kill();
     }
   });
 
@@ -111,10 +112,10 @@ describe('Redis unavailable -> 503 within 2 s', () => {
     const redis = await startOwnRedis();
     const api = await startApi({ db, redisUrl: redis.url });
     try {
-      await waitFor(async () => (await call(`${api.url}/readyz`, { method: 'GET' })).status === 200);
+      await waitUntil(async () => (await call(`${api.url}/readyz`, { method: 'GET' })).status === 200);
       expect((await call(`${api.url}/api/v1/push/call-notify`, { body: notify })).status).toBe(202);
 
-      await redis.stop();
+      await redis.kill();
       const down = await call(`${api.url}/api/v1/push/call-notify`, { body: { ...notify, call_id: 'while-down' } });
       expect(down).toMatchObject({ status: 503, body: { error: { code: 'queue_unavailable' } } });
       expect(down.ms).toBeLessThan(2000);
@@ -122,17 +123,12 @@ describe('Redis unavailable -> 503 within 2 s', () => {
       expect(ready.status).toBe(503);
       expect(ready.ms).toBeLessThan(2000);
 
-      const again = await startOwnRedis(redis.port);
-      try {
-        await waitFor(async () => (await call(`${api.url}/api/v1/push/call-notify`, { body: { ...notify, call_id: 'after' } })).status === 202);
-        expect((await call(`${api.url}/readyz`, { method: 'GET' })).status).toBe(200);
-      } finally {
-        await api.close();
-        await again.stop();
-      }
+      await redis.start();
+      await waitUntil(async () => (await call(`${api.url}/api/v1/push/call-notify`, { body: { ...notify, call_id: 'after' } })).status === 202);
+      expect((await call(`${api.url}/readyz`, { method: 'GET' })).status).toBe(200);
     } finally {
-      await api.close().catch(() => {});
-      await redis.stop();
+      await api.close();
+      await redis.kill();
     }
   });
 });
@@ -141,7 +137,7 @@ describe('/readyz and /healthz', () => {
   it('/readyz is 200 when Postgres and Redis answer; /healthz is 200', async () => {
     const api = await startApi({ db });
     try {
-      await waitFor(async () => (await call(`${api.url}/readyz`, { method: 'GET' })).status === 200);
+      await waitUntil(async () => (await call(`${api.url}/readyz`, { method: 'GET' })).status === 200);
       expect((await call(`${api.url}/readyz`, { method: 'GET' })).body).toEqual({ status: 'ready', postgres: 'ok', redis: 'ok' });
       expect((await call(`${api.url}/healthz`, { method: 'GET' })).body).toEqual({ status: 'ok' });
     } finally {
@@ -149,12 +145,3 @@ describe('/readyz and /healthz', () => {
     }
   });
 });
-
-async function waitFor(check: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await check()) return;
-    await sleep(100);
-  }
-  throw new Error('condition not reached in time');
-}

@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mediaType } from '../src/http/json-body.ts';
 import { call, startApi, type RunningApi } from './support/api.ts';
-import { createTestDb, type TestDb } from './support/testkit.ts';
+import { createTestDb, type TestDb } from '@veil/testkit/db';
 import { hsToken } from './support/tokens.ts';
 
 const alice = hsToken({ jid: 'alice@example.com' });

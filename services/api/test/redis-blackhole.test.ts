@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { upsertRegistration } from '@veil/db/registrations';
 import { call, startApi } from './support/api.ts';
-import { startOwnRedis } from './support/servers.ts';
+import { startOwnRedis } from '@veil/testkit/redis-server';
+import { waitUntil } from '@veil/testkit/wait';
 import { startTcpProxy } from './support/tcp-proxy.ts';
-import { createTestDb, type TestDb } from './support/testkit.ts';
+import { createTestDb, type TestDb } from '@veil/testkit/db';
 
 const notify = (call_id: string) => ({ callee_username: 'bob', caller_username: 'alice', call_id, call_type: 'audio' });
 
@@ -24,7 +24,7 @@ describe('Redis path that silently drops bytes', () => {
     const proxy = await startTcpProxy({ host: '127.0.0.1', port: redis.port }, 'forward');
     const api = await startApi({ db, redisUrl: `redis://127.0.0.1:${proxy.port}` });
     try {
-      await waitFor(async () => (await call(`${api.url}/api/v1/push/call-notify`, { body: notify('before') })).status === 202);
+      await waitUntil(async () => (await call(`${api.url}/api/v1/push/call-notify`, { body: notify('before') })).status === 202);
 
       // The open connection goes silent; new connections still get through (the path is back).
       expect(proxy.blackholeExisting()).toBe(1);
@@ -35,23 +35,14 @@ describe('Redis path that silently drops bytes', () => {
       // Without a forced reconnect the socket stays "ready" and every call 503s for minutes.
       const started = Date.now();
       let n = 0;
-      await waitFor(async () => (await call(`${api.url}/api/v1/push/call-notify`, { body: notify(`after-${n++}`) })).status === 202, 10_000);
+      await waitUntil(async () => (await call(`${api.url}/api/v1/push/call-notify`, { body: notify(`after-${n++}`) })).status === 202, 10_000, 100);
       expect(Date.now() - started).toBeLessThan(10_000);
       expect((await call(`${api.url}/readyz`, { method: 'GET' })).status).toBe(200);
       expect(api.logs().some((l) => l.msg === 'Redis commands keep timing out; reconnecting' && l.level === 40)).toBe(true);
     } finally {
       await api.close();
       await proxy.close();
-      await redis.stop();
+      await redis.kill();
     }
   });
 });
-
-async function waitFor(check: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await check()) return;
-    await sleep(100);
-  }
-  throw new Error('condition not reached in time');
-}

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { call, startApi, type RunningApi } from './support/api.ts';
-import { createTestDb, type TestDb } from './support/testkit.ts';
+import { createTestDb, type TestDb } from '@veil/testkit/db';
 import { hsToken } from './support/tokens.ts';
 
 const IOS_TOKEN = 'ab'.repeat(32);

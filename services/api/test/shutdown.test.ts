@@ -1,14 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { request } from 'node:http';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JWT_SECRET } from './support/api.ts';
-import { createTestDb, TEST_DATABASE_URL, TEST_REDIS_URL, type TestDb } from './support/testkit.ts';
+import { createTestDb, TEST_DATABASE_URL, type TestDb } from '@veil/testkit/db';
+import { TEST_REDIS_URL, testQueueName } from '@veil/testkit/queue';
+import { spawnService, waitForLog, type ServiceProcess } from '@veil/testkit/spawn';
+import { waitUntil } from '@veil/testkit/wait';
 import { hsToken } from './support/tokens.ts';
-
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 let db: TestDb;
 beforeAll(async () => {
@@ -18,32 +17,23 @@ afterAll(async () => {
   await db?.drop();
 });
 
-/** `tsx services/api/src/main.ts` as an operator runs it, on port 0, in this suite's schema. */
-async function startMain(): Promise<{ child: ChildProcess; port: number; output: () => string }> {
-  const child = spawn(`${ROOT}node_modules/.bin/tsx`, ['services/api/src/main.ts'], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      PORT: '0',
-      DATABASE_URL: `${TEST_DATABASE_URL}?search_path=${db.schema}`,
-      REDIS_URL: TEST_REDIS_URL,
-      JWT_SECRET,
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+/** services/api/src/main.ts as an operator runs it, on port 0, in this suite's schema and its own queues. */
+async function startMain(): Promise<{ proc: ServiceProcess; port: number }> {
+  const proc = spawnService('api', {
+    PORT: '0',
+    DATABASE_URL: `${TEST_DATABASE_URL}?search_path=${db.schema}`,
+    REDIS_URL: TEST_REDIS_URL,
+    PUSH_QUEUE: testQueueName('api-sigterm'),
+    JWT_SECRET,
+    LOG_LEVEL: 'info',
   });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  for (let i = 0; i < 200 && !/"API listening"/.test(out); i++) await sleep(50);
-  const port = Number(/"port":(\d+),"msg":"API listening"/.exec(out)?.[1]);
-  if (!port) throw new Error(`api did not start:\n${out}`);
-  return { child, port, output: () => out };
+  return { proc, port: (await waitForLog(proc, 'API listening')).port as number };
 }
 
 describe('SIGTERM', () => {
   it('finishes the in-flight request, refuses new ones, and exits 0', async () => {
-    const { child, port, output } = await startMain();
+    const { proc, port } = await startMain();
+    const output = proc.output;
     const body = JSON.stringify({ jid: 'alice@example.com', device_id: crypto.randomUUID(), platform: 'android', push_token: 'sigterm-token' });
     const half = Math.floor(body.length / 2);
 
@@ -58,11 +48,11 @@ describe('SIGTERM', () => {
     });
     const response = once(req, 'response');
     req.write(body.slice(0, half));
+    // Nothing observable says "the server has parsed these headers"; 200 ms is ample on loopback.
     await sleep(200);
 
-    const exited = once(child, 'exit');
-    child.kill('SIGTERM');
-    for (let i = 0; i < 100 && !/Shutting down/.test(output()); i++) await sleep(20);
+    proc.child.kill('SIGTERM');
+    await waitUntil(() => /Shutting down/.test(output()), 2000, 20);
 
     // The listener is closed: a new connection is refused.
     await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
@@ -74,8 +64,7 @@ describe('SIGTERM', () => {
     expect(res.statusCode).toBe(201);
     expect(JSON.parse(text)).toMatchObject({ jid: 'alice@example.com', platform: 'android' });
 
-    const [code] = await exited;
-    expect(code).toBe(0);
+    expect(await proc.exited).toBe(0);
     expect(output()).toContain('"msg":"Stopped"');
     expect(output()).not.toContain('sigterm-token');
     const rows = await db.sql`SELECT 1 FROM push_registrations WHERE push_token = 'sigterm-token'`;

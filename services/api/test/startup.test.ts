@@ -1,40 +1,32 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, type Db } from '@veil/db/client';
+import { createDb } from '@veil/db/client';
 import { call, JWT_SECRET, startApi } from './support/api.ts';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
-import { TEST_DATABASE_URL, TEST_REDIS_URL } from './support/testkit.ts';
+import { createTestDatabase, TEST_DATABASE_URL } from '@veil/testkit/db';
+import { TEST_REDIS_URL, testQueueName } from '@veil/testkit/queue';
+import { spawnService, waitForLog, type ServiceProcess } from '@veil/testkit/spawn';
+import { waitUntil } from '@veil/testkit/wait';
 import { hsToken } from './support/tokens.ts';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const notify = { callee_username: 'bob', caller_username: 'alice', call_id: 'startup-call', call_type: 'audio' };
 
-// A database of the test's own, so the api's own migrations run in it from scratch.
-const database = `veil_api_startup_${randomBytes(5).toString('hex')}`;
 const target = new URL(TEST_DATABASE_URL);
-let admin: Db;
+// A database of the test's own, so the api's own migrations run in it from scratch.
+let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let proxy: TcpProxy;
-let child: ChildProcess | undefined;
+let child: ServiceProcess | undefined;
 
 beforeAll(async () => {
-  admin = createDb({ url: TEST_DATABASE_URL, max: 1, queryTimeoutMs: 10_000 });
-  await admin.sql.unsafe(`CREATE DATABASE "${database}"`);
+  database = await createTestDatabase('api_startup');
   // Postgres "down": the proxy closes every connection until the test lets them through.
   proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) }, 'close');
 });
 afterAll(async () => {
-  if (child && child.exitCode === null && child.signalCode === null) {
-    const exited = once(child, 'exit');
-    child.kill('SIGKILL');
-    await exited;
-  }
+  await child?.stop('SIGKILL');
   await proxy?.close();
-  await admin?.sql.unsafe(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
-  await admin?.close();
+  await database?.drop();
 });
 
 describe('Postgres down when the api starts', () => {
@@ -42,18 +34,10 @@ describe('Postgres down when the api starts', () => {
     const url = new URL(TEST_DATABASE_URL);
     url.hostname = '127.0.0.1';
     url.port = String(proxy.port);
-    url.pathname = `/${database}`;
-    child = spawn(process.execPath, ['--import', 'tsx', 'services/api/src/main.ts'], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH, PORT: '0', DATABASE_URL: url.href, REDIS_URL: TEST_REDIS_URL, JWT_SECRET, LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (out += d));
-    for (let i = 0; i < 200 && !/"API listening"/.test(out); i++) await sleep(50);
-    const port = Number(/"port":(\d+),"msg":"API listening"/.exec(out)?.[1]);
-    if (!port) throw new Error(`api did not listen:\n${out}`);
+    url.pathname = `/${database.name}`;
+    child = spawnService('api', { PORT: '0', DATABASE_URL: url.href, REDIS_URL: TEST_REDIS_URL, PUSH_QUEUE: testQueueName('api-startup'), JWT_SECRET, LOG_LEVEL: 'info' });
+    const port = (await waitForLog(child, 'API listening')).port as number;
+    const out = () => child!.output();
     const api = `http://127.0.0.1:${port}`;
 
     expect((await call(`${api}/healthz`, { method: 'GET' })).status).toBe(200);
@@ -71,29 +55,23 @@ describe('Postgres down when the api starts', () => {
     }
     expect((await call(`${api}/readyz`, { method: 'GET' })).status).toBe(503);
 
-    // Still down a while later: the process has neither given up nor stopped answering.
+    // Still down a while later (several retries): the process has neither given up nor stopped answering.
     await sleep(2500);
-    expect(child.exitCode).toBeNull();
+    expect(child.child.exitCode).toBeNull();
     expect((await call(`${api}/healthz`, { method: 'GET' })).status).toBe(200);
     expect((await call(`${api}/api/v1/push/call-notify`, { body: notify })).status).toBe(503);
-    const warnings = out.split('\n').filter((l) => l.includes('"msg":"Postgres not ready for migrations; retrying"'));
+    const warnings = out().split('\n').filter((l) => l.includes('"msg":"Postgres not ready for migrations; retrying"'));
     expect(warnings.length).toBeGreaterThan(0);
     expect(JSON.parse(warnings[0]!)).toMatchObject({ level: 40, error: expect.any(String) });
 
     proxy.setMode('forward');
     let answer = { status: 0, body: null as any };
-    for (let until = Date.now() + 15_000; Date.now() < until; await sleep(200)) {
-      answer = await call(`${api}/api/v1/push/call-notify`, { body: notify });
-      if (answer.status !== 503) break;
-    }
+    await waitUntil(async () => (answer = await call(`${api}/api/v1/push/call-notify`, { body: notify })).status !== 503, 15_000, 200);
     expect(answer).toMatchObject({ status: 200, body: { status: 'no_registrations', devices: 0 } });
-    expect(out).toContain('"msg":"Migrations applied"');
+    expect(out()).toContain('"msg":"Migrations applied"');
     expect((await call(`${api}/readyz`, { method: 'GET' })).status).toBe(200);
 
-    const exited = once(child, 'exit');
-    child.kill('SIGTERM');
-    const [code] = await exited;
-    expect(code).toBe(0);
+    expect(await child.stop('SIGTERM')).toBe(0);
   });
 });
 

@@ -1,7 +1,6 @@
 import { loadConfigOrExit } from '@veil/config/config';
 import { createDb } from '@veil/db/client';
 import { createLogger } from '@veil/log/logger';
-import { PUSH_QUEUE } from '@veil/queue/contracts';
 import { createWorkerMetrics } from './metrics.ts';
 import { startMetricsServer } from './metrics-server.ts';
 import { createProvidersFromConfig } from './providers/from-config.ts';
@@ -10,12 +9,6 @@ import { startPushWorkers } from './push-workers.ts';
 /** In-flight pushes are bounded by the request timeout; after this, close anyway. */
 const SHUTDOWN_GRACE_MS = 15_000;
 
-/** `--queue <base>` lets a test run this very process against its own queues. */
-function queueBaseFromArgs(argv: string[]): string {
-  const i = argv.indexOf('--queue');
-  return i >= 0 && argv[i + 1] ? argv[i + 1]! : PUSH_QUEUE;
-}
-
 async function main(): Promise<void> {
   const config = loadConfigOrExit(process.env, 'worker');
   const log = createLogger({ service: 'worker', level: config.logLevel });
@@ -23,11 +16,10 @@ async function main(): Promise<void> {
   // Postgres only for purges; the hot path reads everything from the job.
   const db = createDb({ url: config.databaseUrl, max: 4 });
   const metrics = createWorkerMetrics();
-  const queueBase = queueBaseFromArgs(process.argv);
   // The metrics port first: if it cannot be bound the process exits before it holds any job.
   const metricsServer = await startMetricsServer(metrics, config.metricsPort);
-  const workers = startPushWorkers({ config, providers, db, log, metrics, queueBase });
-  log.info({ metrics_port: metricsServer.port, queue: queueBase, concurrency: config.workerConcurrency }, 'Worker started');
+  const workers = startPushWorkers({ config, providers, db, log, metrics });
+  log.info({ metrics_port: metricsServer.port, queue: config.pushQueue, concurrency: config.workerConcurrency }, 'Worker started');
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -15,8 +15,6 @@ export interface PushWorkersDeps {
   db: Db;
   log: Logger;
   metrics: WorkerMetrics;
-  /** Queue base name (tests pass their own); the platform suffix is added here. */
-  queueBase: string;
 }
 
 /**
@@ -30,7 +28,6 @@ export function lockDurationMs(ttlSeconds: number): number {
 }
 
 export interface PushWorkers {
-  workers: Worker[];
   /** Stop taking jobs, let in-flight ones finish (bounded by the request timeouts), disconnect. */
   close(): Promise<void>;
 }
@@ -41,7 +38,7 @@ export function startPushWorkers(deps: PushWorkersDeps): PushWorkers {
   const backoffStrategy = createBackoffStrategy(deps);
   const lockDuration = lockDurationMs(deps.config.pushTtlSeconds);
   const workers = PUSH_PLATFORMS.map((platform) => {
-    const name = pushQueueName(deps.queueBase, platform);
+    const name = pushQueueName(deps.config.pushQueue, platform);
     const worker = new Worker(name, processor, {
       connection: createRedis(deps.config.redisUrl, 'worker'),
       concurrency: deps.config.workerConcurrency,
@@ -63,7 +60,6 @@ export function startPushWorkers(deps: PushWorkersDeps): PushWorkers {
     return worker;
   });
   return {
-    workers,
     async close() {
       await Promise.all(workers.map((w) => w.close()));
       await Promise.all(workers.map(async (w) => (await w.client).disconnect()));

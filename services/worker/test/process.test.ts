@@ -2,7 +2,8 @@ import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { registrationToken, startHarness, type Harness } from './support/harness.ts';
-import { spawnWorker, until } from './support/worker-process.ts';
+import { waitUntil as until } from '@veil/testkit/wait';
+import { spawnWorker } from './support/worker-process.ts';
 
 let h: Harness | undefined;
 const children: ChildProcess[] = [];

@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PushPlatform } from '@veil/queue/contracts';
 import { startHarness, type Harness } from './support/harness.ts';
-import { startOwnRedis, type OwnRedis } from './support/redis-server.ts';
+import { startOwnRedis, type OwnRedis } from '@veil/testkit/redis-server';
 import { spawnWorker } from './support/worker-process.ts';
 
 let h: Harness | undefined;

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { RequestHandler } from 'express';
 import jwt, { type Algorithm, type JwtPayload } from 'jsonwebtoken';
 import type { Config } from '@veil/config/config';
-import { HttpError } from './errors.ts';
+import { HttpError, type ErrorCode } from './errors.ts';
 
 /** The verified caller of a client route: the JID its JWT speaks for (lower-case). */
 export interface ClientIdentity {
@@ -51,7 +51,7 @@ export function loadJwtPublicKey(path: string): { key: KeyObject; algorithm: Alg
   throw new JwtKeyError(`JWT_PUBLIC_KEY_PATH ${path} must hold an RSA or P-256 EC public key`);
 }
 
-const unauthorized = (code: string, message: string) => new HttpError(401, code, message);
+const unauthorized = (code: ErrorCode, message: string) => new HttpError(code, message);
 
 export function createJwtVerifier(
   jwtConfig: Config['jwt'],

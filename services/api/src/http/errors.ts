@@ -1,53 +1,75 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { isUnavailable } from '@veil/db/client';
 import type { Logger } from '@veil/log/logger';
+import { QueueUnavailableError } from '@veil/queue/producer';
 
-/** An error that already knows its HTTP answer; anything else is classified by errorHandler. */
+/**
+ * Every error code the API answers with, and its one HTTP status. A new failure adds a row here;
+ * nothing else in the API picks a status for an error.
+ */
+export const ERROR_STATUS = {
+  invalid_request: 400,
+  malformed_json: 400,
+  request_aborted: 400,
+  bad_request: 400,
+  unauthorized: 401,
+  missing_token: 401,
+  invalid_token: 401,
+  token_expired: 401,
+  jwt_not_configured: 401,
+  forbidden: 403,
+  forbidden_source: 403,
+  not_found: 404,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  internal_error: 500,
+  database_unavailable: 503,
+  queue_unavailable: 503,
+  not_ready: 503,
+} as const satisfies Record<string, number>;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+/** An error that already knows its answer; anything else is classified by the error handler. */
 export class HttpError extends Error {
+  readonly status: number;
   constructor(
-    readonly status: number,
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
   ) {
     super(message);
     this.name = 'HttpError';
+    this.status = ERROR_STATUS[code];
   }
 }
 
-/** Redis did not take the jobs (down, refusing, or silent past its command timeout). */
-export class QueueUnavailableError extends Error {
-  readonly retry = true;
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'QueueUnavailableError';
-  }
-}
+export const badRequest = (message: string) => new HttpError('invalid_request', message);
 
-export const badRequest = (message: string) => new HttpError(400, 'invalid_request', message);
-
-/** body-parser marks its own failures with `type` and `status`; map them without reading messages. */
-const BODY_PARSER_ERRORS: Record<string, { status: number; code: string; message: string }> = {
-  'entity.parse.failed': { status: 400, code: 'malformed_json', message: 'request body is not valid JSON' },
-  'entity.too.large': { status: 413, code: 'payload_too_large', message: 'request body exceeds 16 KiB' },
-  'charset.unsupported': { status: 415, code: 'unsupported_media_type', message: 'unsupported charset' },
-  'encoding.unsupported': { status: 415, code: 'unsupported_media_type', message: 'unsupported content encoding' },
-  'request.aborted': { status: 400, code: 'request_aborted', message: 'request aborted' },
-  'request.size.invalid': { status: 400, code: 'invalid_request', message: 'request size did not match content length' },
+/** body-parser marks its own failures with `type`; map them without reading messages. */
+const BODY_PARSER_ERRORS: Record<string, { code: ErrorCode; message: string }> = {
+  'entity.parse.failed': { code: 'malformed_json', message: 'request body is not valid JSON' },
+  'entity.too.large': { code: 'payload_too_large', message: 'request body exceeds 16 KiB' },
+  'charset.unsupported': { code: 'unsupported_media_type', message: 'unsupported charset' },
+  'encoding.unsupported': { code: 'unsupported_media_type', message: 'unsupported content encoding' },
+  'request.aborted': { code: 'request_aborted', message: 'request aborted' },
+  'request.size.invalid': { code: 'invalid_request', message: 'request size did not match content length' },
 };
 
-function classify(err: unknown): { status: number; code: string; message: string } {
-  if (err instanceof HttpError) return { status: err.status, code: err.code, message: err.message };
-  if (err instanceof QueueUnavailableError) return { status: 503, code: 'queue_unavailable', message: 'Redis is unavailable' };
-  if (isUnavailable(err)) return { status: 503, code: 'database_unavailable', message: 'Postgres is unavailable' };
+function classify(err: unknown): { status: number; code: ErrorCode | 'bad_request'; message: string } {
+  const known = (code: ErrorCode, message: string) => ({ status: ERROR_STATUS[code], code, message });
+  if (err instanceof HttpError) return known(err.code, err.message);
+  if (err instanceof QueueUnavailableError) return known('queue_unavailable', 'Redis is unavailable');
+  if (isUnavailable(err)) return known('database_unavailable', 'Postgres is unavailable');
   const type = (err as { type?: unknown } | null)?.type;
-  if (typeof type === 'string' && BODY_PARSER_ERRORS[type]) return BODY_PARSER_ERRORS[type];
+  const parser = typeof type === 'string' ? BODY_PARSER_ERRORS[type] : undefined;
+  if (parser) return known(parser.code, parser.message);
   const status = (err as { status?: unknown } | null)?.status;
   // Any other client error raised by express internals keeps its 4xx rather than becoming a 500.
   if (typeof status === 'number' && status >= 400 && status < 500) return { status, code: 'bad_request', message: 'bad request' };
-  return { status: 500, code: 'internal_error', message: 'internal error' };
+  return known('internal_error', 'internal error');
 }
 
-export function sendError(res: Parameters<RequestHandler>[1], status: number, code: string, message: string): void {
+export function sendError(res: Parameters<RequestHandler>[1], code: ErrorCode, message: string, status: number = ERROR_STATUS[code]): void {
   res.status(status).json({ error: { code, message } });
 }
 
@@ -57,12 +79,12 @@ export function sendError(res: Parameters<RequestHandler>[1], status: number, co
  */
 export function requireMigrated(isMigrated: () => boolean): RequestHandler {
   return (_req, _res, next) => {
-    next(isMigrated() ? undefined : new HttpError(503, 'database_unavailable', 'Postgres is unavailable (migrations not applied yet)'));
+    next(isMigrated() ? undefined : new HttpError('database_unavailable', 'Postgres is unavailable (migrations not applied yet)'));
   };
 }
 
 export const notFound: RequestHandler = (req, res) => {
-  sendError(res, 404, 'not_found', `no route for ${req.method} ${req.path}`);
+  sendError(res, 'not_found', `no route for ${req.method} ${req.path}`);
 };
 
 /** The one error handler: every failure leaves as {"error": {"code", "message"}}. */
@@ -78,6 +100,6 @@ export function createErrorHandler(log: Logger): ErrorRequestHandler {
       res.end();
       return;
     }
-    sendError(res, status, code, message);
+    sendError(res, code, message, status);
   };
 }

@@ -13,7 +13,7 @@ export function requireAllowedSource(cidrs: readonly string[]): RequestHandler {
   const matcher = createCidrMatcher(cidrs);
   return (req, _res, next) => {
     const peer = req.socket.remoteAddress ?? '';
-    next(matcher.contains(peer) ? undefined : new HttpError(403, 'forbidden_source', 'source address not allowed'));
+    next(matcher.contains(peer) ? undefined : new HttpError('forbidden_source', 'source address not allowed'));
   };
 }
 
@@ -24,6 +24,6 @@ export function requireSharedSecret(secret: string | null): RequestHandler {
   return (req, _res, next) => {
     const given = bearerToken(req.headers.authorization);
     const ok = given !== null && timingSafeEqual(createHash('sha256').update(given).digest(), expected);
-    next(ok ? undefined : new HttpError(401, 'unauthorized', 'a valid call-notify secret is required'));
+    next(ok ? undefined : new HttpError('unauthorized', 'a valid call-notify secret is required'));
   };
 }

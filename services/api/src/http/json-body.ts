@@ -22,7 +22,7 @@ export function mediaType(header: string | undefined): string | null {
  */
 export const jsonBody: RequestHandler = (req, res, next) => {
   if (mediaType(req.headers['content-type']) !== 'application/json') {
-    next(new HttpError(415, 'unsupported_media_type', 'Content-Type must be application/json'));
+    next(new HttpError('unsupported_media_type', 'Content-Type must be application/json'));
     return;
   }
   parseJson(req, res, (err?: unknown) => {

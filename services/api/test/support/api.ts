@@ -1,16 +1,12 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Queue, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { loadConfig, type Config } from '@veil/config/config';
 import type { Db } from '@veil/db/client';
-import { createLogger } from '@veil/log/logger';
 import { PUSH_PLATFORMS, pushQueueName, type PushJob, type PushPlatform } from '@veil/queue/contracts';
 import { createRedis } from '@veil/queue/redis';
-import { createApp } from '../../src/app.ts';
+import { captureLogs } from '@veil/testkit/logs';
+import { obliterateQueue, TEST_REDIS_URL, testQueueName } from '@veil/testkit/queue';
 import type { JwtVerifier } from '../../src/http/auth.ts';
-import { waitForRedisReady } from '../../src/redis-ready.ts';
-import { obliterateQueue, TEST_REDIS_URL, testQueueName } from './testkit.ts';
+import { createApiService } from '../../src/service.ts';
 
 export const JWT_SECRET = 'test-secret-0123456789abcdef';
 
@@ -38,41 +34,27 @@ export async function startApi(opts: {
   verifier?: JwtVerifier;
   isMigrated?: () => boolean;
 }): Promise<RunningApi> {
-  const config = loadConfig({ JWT_SECRET, LOG_LEVEL: 'info', ...opts.env });
-  const lines: string[] = [];
-  const log = createLogger({ service: 'api', level: config.logLevel, destination: { write: (s: string) => void lines.push(s) } });
   const redisUrl = opts.redisUrl ?? TEST_REDIS_URL;
-  const redis: Redis = createRedis(redisUrl, 'producer');
-  redis.on('error', () => {});
-  const base = testQueueName('api');
-  const queueNames = { ios: pushQueueName(base, 'ios'), android: pushQueueName(base, 'android') };
-  const queues = {
-    ios: new Queue(queueNames.ios, { connection: redis }),
-    android: new Queue(queueNames.android, { connection: redis }),
-  };
-  for (const q of Object.values(queues)) q.on('error', () => {});
-  // As main does: let the producer connection finish its handshake before the first request.
-  await waitForRedisReady(redis, 2000);
-  const app = createApp({
-    config,
+  // This test's own queues, named the way an operator names them: PUSH_QUEUE.
+  const config = loadConfig({ JWT_SECRET, LOG_LEVEL: 'info', PUSH_QUEUE: testQueueName('api'), ...opts.env, REDIS_URL: redisUrl });
+  const queueNames = { ios: pushQueueName(config.pushQueue, 'ios'), android: pushQueueName(config.pushQueue, 'android') };
+  const logs = captureLogs('api', config.logLevel);
+  // The same composition root as main; readyWaitMs as main's, shorter: fault tests point it at dead Redis.
+  const service = createApiService(config, {
+    log: logs.log,
     db: opts.db,
-    redis,
-    queues,
-    log,
+    readyWaitMs: 2000,
     ...(opts.verifier ? { verifier: opts.verifier } : {}),
     ...(opts.isMigrated ? { isMigrated: opts.isMigrated } : {}),
   });
-  const server: Server = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await service.start(0, '127.0.0.1');
 
   return {
     url: `http://127.0.0.1:${port}`,
     config,
     queueNames,
-    logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
-    rawLogs: () => lines.join(''),
+    logs: logs.lines,
+    rawLogs: logs.raw,
     async jobs(platform) {
       const reader = new Queue<PushJob>(queueNames[platform], { connection: createRedis(TEST_REDIS_URL, 'worker') });
       try {
@@ -83,11 +65,7 @@ export async function startApi(opts: {
       }
     },
     async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      // As main does: Queue.close() on a never-ready connection leaks rejections from BullMQ.
-      if (redis.status === 'ready') await Promise.allSettled(Object.values(queues).map((q) => q.close()));
-      redis.disconnect();
+      await service.destroy({ graceMs: 0 });
       if (!opts.redisUrl) for (const platform of PUSH_PLATFORMS) await obliterateQueue(queueNames[platform]);
     },
   };

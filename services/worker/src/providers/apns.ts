@@ -23,13 +23,11 @@ export interface ApnsProviderOptions {
  * away, so the retry (and every later push) opens a fresh connection. HTTP/2 PINGs alone
  * cannot do this: Node never times out an unanswered PING.
  */
-export function createApnsProvider(opts: ApnsProviderOptions): PushProvider & { connectionsOpened(): number } {
+export function createApnsProvider(opts: ApnsProviderOptions): PushProvider {
   const origin = `https://${opts.host}`;
   const timeout = opts.requestTimeoutMs ?? 5000;
   const streams = opts.maxConcurrentStreams ?? 500;
-  let opened = 0;
   const connect = () => {
-    opened++;
     return new Client(origin, {
       allowH2: true,
       // undici only multiplexes requests up to `pipelining` at once on an h2 session.
@@ -56,9 +54,6 @@ export function createApnsProvider(opts: ApnsProviderOptions): PushProvider & { 
   };
 
   return {
-    platform: 'ios',
-    name: 'APNs',
-    connectionsOpened: () => opened,
     async send(push: PushJob): Promise<SendResult> {
       const jwt = opts.providerToken.get();
       const used = client;

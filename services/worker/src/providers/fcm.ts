@@ -22,14 +22,12 @@ export function fcmTtlSeconds(deadline: number, now: number): number {
  * FCM HTTP v1 data messages over a keep-alive undici pool (HTTP/2 when the server offers it
  * through ALPN, as fcm.googleapis.com does).
  */
-export function createFcmProvider(opts: FcmProviderOptions): PushProvider & { connectionsOpened(): number } {
+export function createFcmProvider(opts: FcmProviderOptions): PushProvider {
   const timeout = opts.requestTimeoutMs ?? 5000;
   const now = opts.now ?? Date.now;
   const url = new URL(opts.apiUrl);
   const basePath = url.pathname.replace(/\/+$/, '');
-  let opened = 0;
   const connect = () => {
-    opened++;
     return new Pool(url.origin, {
       allowH2: true,
       connections: 4,
@@ -70,9 +68,6 @@ export function createFcmProvider(opts: FcmProviderOptions): PushProvider & { co
   }
 
   return {
-    platform: 'android',
-    name: 'FCM',
-    connectionsOpened: () => opened,
     async send(push: PushJob): Promise<SendResult> {
       const { token, afterUnauthorized } = await accessToken();
       const message = {

@@ -1,4 +1,4 @@
-import type { PushJob, PushPlatform } from '@veil/queue/contracts';
+import type { PushJob } from '@veil/queue/contracts';
 
 /**
  * What a provider answers for one push. A rejected token is a normal answer (the queue has
@@ -8,16 +8,12 @@ import type { PushJob, PushPlatform } from '@veil/queue/contracts';
 export type SendResult = 'delivered' | { tokenInvalid: string };
 
 export interface PushProvider {
-  readonly platform: PushPlatform;
-  /** 'APNs' or 'FCM': used in the SPEC's log phrases. */
-  readonly name: 'APNs' | 'FCM';
   send(push: PushJob): Promise<SendResult>;
   close(): Promise<void>;
 }
 
 /** Worth another attempt (429, 5xx, timeouts, dropped connections, a refreshed credential). */
 export class RetryableError extends Error {
-  readonly retry = true;
   constructor(
     message: string,
     /** The provider asked for this pause (Retry-After); the backoff never goes below it. */
@@ -31,7 +27,6 @@ export class RetryableError extends Error {
 
 /** The same request can only fail again (bad key, topic, payload, a second 401): no retry. */
 export class PermanentError extends Error {
-  readonly retry = false;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'PermanentError';

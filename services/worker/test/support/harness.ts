@@ -6,10 +6,11 @@ import { Job, Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '@veil/config/config';
 import { upsertRegistration } from '@veil/db/registrations';
-import { createLogger, type Logger } from '@veil/log/logger';
+import type { Logger } from '@veil/log/logger';
 import { pushJobOptions, pushQueueName, PUSH_JOB, PUSH_PLATFORMS, type PushJob, type PushPlatform } from '@veil/queue/contracts';
 import { startApnsStandIn, writeTestApnsKey, type ApnsStandIn, type TestApnsKey } from '@veil/testkit/apns-stand-in';
 import { createTestDb, type TestDb } from '@veil/testkit/db';
+import { captureLogs } from '@veil/testkit/logs';
 import { startFcmStandIn, type FcmStandIn } from '@veil/testkit/fcm-stand-in';
 import { standInEnv } from '@veil/testkit/stand-in-env';
 import { obliterateQueue, testQueueName, TEST_REDIS_URL } from '@veil/testkit/queue';
@@ -98,15 +99,14 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     WORKER_CONCURRENCY: String(opts.concurrency ?? 20),
     METRICS_PORT: '0',
     LOG_LEVEL: 'info',
+    // The test's own queues, named as an operator names them; a spawned worker reads the same.
+    PUSH_QUEUE: queueBase,
     ...opts.env,
   };
   const config = loadConfig(env);
-  const logs: Record<string, unknown>[] = [];
-  const log = createLogger({
-    service: 'worker',
-    level: 'info',
-    destination: { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) },
-  });
+  const captured = captureLogs('worker');
+  const { log } = captured;
+  const logs = captured.lines();
   const metrics = createWorkerMetrics();
   const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const queues = {
@@ -152,7 +152,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         providers.android = createFcmProvider({ apiUrl: config.fcm.apiUrl, account, accessToken, requestTimeoutMs: opts.requestTimeoutMs ?? 2000 });
         closables.push(providers.android);
       }
-      const w = startPushWorkers({ config, providers, db, log, metrics, queueBase });
+      const w = startPushWorkers({ config, providers, db, log, metrics });
       started.push(w);
       return w;
     },
@@ -195,9 +195,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         await new Promise((r) => setTimeout(r, 25));
       }
     },
-    logsWith(msg) {
-      return logs.filter((l) => typeof l.msg === 'string' && (l.msg as string).includes(msg));
-    },
+    logsWith: captured.withMsg,
     async close() {
       await Promise.all(started.map((w) => w.close()));
       await Promise.all(closables.map((c) => c.close()));

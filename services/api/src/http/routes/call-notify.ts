@@ -1,36 +1,17 @@
 import { Router } from 'express';
-import type { Redis } from 'ioredis';
-import type { Config } from '@veil/config/config';
-import type { Db } from '@veil/db/client';
 import { findCalleeDevices } from '@veil/db/registrations';
-import type { Logger } from '@veil/log/logger';
 import { tokenHash } from '@veil/log/token-hash';
-import { buildPushJobs, enqueuePushJobs, type PushQueues } from '../../enqueue.ts';
-import type { ApiMetrics } from '../../metrics.ts';
-import type { RedisWatchdog } from '../../redis-watchdog.ts';
-import { QueueUnavailableError, requireMigrated } from '../errors.ts';
+import { QueueUnavailableError } from '@veil/queue/producer';
+import type { AppContext } from '../../context.ts';
+import { buildPushJobs } from '../../push-jobs.ts';
+import { requireMigrated } from '../errors.ts';
 import { requireAllowedSource, requireSharedSecret } from '../internal-access.ts';
 import { jsonBody } from '../json-body.ts';
 import { callNotifySchema, parseBody } from '../validation.ts';
 
-export interface CallNotifyDeps {
-  config: Config;
-  db: Db;
-  queues: PushQueues;
-  /** The producer connection behind the queues; its status says whether Redis can take jobs now. */
-  redis: Redis;
-  /** Rebuilds the producer connection when enqueueing keeps timing out on it. */
-  redisWatchdog: RedisWatchdog;
-  isMigrated: () => boolean;
-  log: Logger;
-  metrics: ApiMetrics;
-  /** Bound on handing the jobs to Redis; the SPEC wants a 503 within 2 s. */
-  enqueueTimeoutMs: number;
-}
-
 /** Kamailio's webhook for a callee who is not registered over SIP. */
-export function callNotifyRoutes(deps: CallNotifyDeps): Router {
-  const { config, log, metrics } = deps;
+export function callNotifyRoutes(ctx: AppContext): Router {
+  const { config, log, metrics } = ctx;
   const router = Router();
 
   router.post(
@@ -38,13 +19,13 @@ export function callNotifyRoutes(deps: CallNotifyDeps): Router {
     requireAllowedSource(config.callNotifyAllowedCidrs),
     requireSharedSecret(config.callNotifySecret),
     jsonBody,
-    requireMigrated(deps.isMigrated),
+    requireMigrated(ctx.isMigrated),
     async (req, res) => {
       const body = parseBody(callNotifySchema, req.body);
       // callee_domain narrows like SIP_DOMAIN and wins over it; neither means "every domain".
       const domain = body.callee_domain ?? config.sipDomain;
       const callee = { callee: body.callee_username, domain, call_id: body.call_id };
-      const devices = await findCalleeDevices(deps.db, body.callee_username, domain);
+      const devices = await findCalleeDevices(ctx.db, body.callee_username, domain);
       if (devices.length === 0) {
         metrics.callNotify.inc({ outcome: 'no_registrations' });
         log.info(callee, 'No push registrations found');
@@ -57,14 +38,7 @@ export function callNotifyRoutes(deps: CallNotifyDeps): Router {
         config.pushTtlSeconds,
       );
       try {
-        await deps.redisWatchdog.watch(() =>
-          enqueuePushJobs(deps.queues, jobs, {
-            maxAttempts: config.pushMaxAttempts,
-            ttlSeconds: config.pushTtlSeconds,
-            timeoutMs: deps.enqueueTimeoutMs,
-            connected: () => deps.redis.status === 'ready',
-          }),
-        );
+        await ctx.producer.enqueue(jobs);
       } catch (err) {
         if (err instanceof QueueUnavailableError) metrics.callNotify.inc({ outcome: 'unavailable' });
         throw err;

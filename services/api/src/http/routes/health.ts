@@ -1,7 +1,6 @@
 import { Router } from 'express';
-import type { Redis } from 'ioredis';
-import { timed, type Db } from '@veil/db/client';
-import type { RedisWatchdog } from '../../redis-watchdog.ts';
+import { timed } from '@veil/db/client';
+import type { AppContext } from '../../context.ts';
 import { sendError } from '../errors.ts';
 
 /** Races a promise against a deadline; false when it fails or is late. */
@@ -17,7 +16,7 @@ async function answersWithin(p: Promise<unknown>, ms: number): Promise<boolean> 
   }
 }
 
-export function healthRoutes(deps: { db: Db; redis: Redis; redisWatchdog: RedisWatchdog; isMigrated: () => boolean; timeoutMs: number }): Router {
+export function healthRoutes(ctx: AppContext): Router {
   const router = Router();
 
   // Liveness: the process answers. Never depends on Postgres or Redis, so an outage does not get it restarted.
@@ -27,17 +26,17 @@ export function healthRoutes(deps: { db: Db; redis: Redis; redisWatchdog: RedisW
 
   // Readiness: both dependencies answer in time (and the schema is in); a load balancer stops routing here otherwise.
   router.get('/readyz', async (_req, res) => {
-    const migrated = deps.isMigrated();
+    const migrated = ctx.isMigrated();
     const [postgres, redis] = await Promise.all([
-      migrated && answersWithin(timed(deps.db, deps.db.sql`SELECT 1`), deps.timeoutMs),
-      answersWithin(deps.redisWatchdog.watch(() => deps.redis.ping()), deps.timeoutMs),
+      migrated && answersWithin(timed(ctx.db, ctx.db.sql`SELECT 1`), ctx.dependencyTimeoutMs),
+      ctx.producer.ping(),
     ]);
     if (postgres && redis) {
       res.status(200).json({ status: 'ready', postgres: 'ok', redis: 'ok' });
       return;
     }
     const down = [postgres ? null : migrated ? 'Postgres not answering' : 'Postgres not migrated yet', redis ? null : 'Redis not answering'];
-    sendError(res, 503, 'not_ready', down.filter(Boolean).join('; '));
+    sendError(res, 'not_ready', down.filter(Boolean).join('; '));
   });
 
   return router;

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { freePort } from '@veil/testkit/ports';
+import { freePort } from './ports.ts';
+import { track } from './spawn.ts';
 
 /**
  * A redis-server of the test's own on a spare loopback port, without persistence, that the
@@ -13,12 +14,15 @@ export interface OwnRedis {
   kill(): Promise<void>;
   /** Starts it again on the same port (empty: nothing was saved). */
   start(): Promise<void>;
+  /** Sends a signal to the running server (SIGSTOP freezes it mid-connection, SIGCONT thaws it). */
+  signal(sig: NodeJS.Signals): void;
 }
 
 function launch(port: number): Promise<ChildProcess> {
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  track(child);
   return new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => {
@@ -65,6 +69,9 @@ export async function startOwnRedis(): Promise<OwnRedis> {
     async start() {
       if (child) return;
       child = await launch(port);
+    },
+    signal(sig) {
+      if (child && child.exitCode === null && child.signalCode === null) child.kill(sig);
     },
   };
 }

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '@veil/log/logger';
 
-export interface RedisWatchdog {
+export interface ProducerWatchdog {
   /** Runs one Redis operation on the watched connection, counting the ones that time out. */
   watch<T>(op: () => Promise<T>): Promise<T>;
 }
@@ -15,7 +15,7 @@ export interface RedisWatchdog {
  * ioredis reconnects per its retryStrategy. Any success resets the count; a fast failure (not
  * connected, refused) leaves it alone, since ioredis is already reconnecting then.
  */
-export function createRedisWatchdog(redis: Redis, opts: { timeoutMs: number; log: Logger; maxTimeouts?: number }): RedisWatchdog {
+export function createProducerWatchdog(redis: Redis, opts: { timeoutMs: number; log: Logger; maxTimeouts?: number }): ProducerWatchdog {
   const maxTimeouts = opts.maxTimeouts ?? 2;
   let timeouts = 0;
   // Set while a forced reconnect is under way: the old socket lingers up to ioredis's

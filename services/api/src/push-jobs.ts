@@ -1,0 +1,25 @@
+import type { CalleeDevice } from '@veil/db/registrations';
+import type { PushJob } from '@veil/queue/contracts';
+
+export interface CallInfo {
+  caller_name: string;
+  call_id: string;
+  call_type: 'audio' | 'video';
+}
+
+/** One job per device, carrying everything the worker needs so its hot path never reads Postgres. */
+export function buildPushJobs(devices: CalleeDevice[], call: CallInfo, ttlSeconds: number, now = Date.now()): PushJob[] {
+  return devices.map((d) => ({
+    v: 1,
+    platform: d.platform,
+    jid: d.jid,
+    device_id: d.device_id,
+    push_token: d.push_token,
+    app_id: d.app_id,
+    caller_name: call.caller_name,
+    call_id: call.call_id,
+    call_type: call.call_type,
+    enqueued_at: now,
+    deadline: now + ttlSeconds * 1000,
+  }));
+}
