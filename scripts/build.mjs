@@ -16,12 +16,19 @@ const npmPackagesExternal = {
   },
 };
 
-for (const service of ['api', 'worker']) {
+// The api image also carries the migrate CLI (`node dist/bin/migrate.js`), bundled like the
+// service, so an operator can migrate before a rollout without TypeScript or tsx in the image.
+const entries = {
+  api: { main: 'services/api/src/main.ts', migrate: 'packages/db/src/migrate-cli.ts' },
+  worker: { main: 'services/worker/src/main.ts' },
+};
+
+for (const [service, points] of Object.entries(entries)) {
   const dist = `${root}services/${service}/dist/`;
   rmSync(dist, { recursive: true, force: true });
   await build({
-    entryPoints: [`${root}services/${service}/src/main.ts`],
-    outfile: `${dist}bin/main.js`,
+    entryPoints: Object.fromEntries(Object.entries(points).map(([name, path]) => [name, `${root}${path}`])),
+    outdir: `${dist}bin`,
     bundle: true,
     platform: 'node',
     format: 'esm',
