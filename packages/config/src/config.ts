@@ -105,7 +105,7 @@ const schema = z.object({
     }),
   APNS_KEY_PATH: withDefault('/etc/veil/apns_key.p8'),
   // Plain strings: their format is checked by the worker's APNs setup, where a bad value leaves
-  // iOS "not configured" instead of stopping both services (SPEC).
+  // iOS "not configured" instead of stopping both services.
   APNS_KEY_ID: optional,
   APNS_TEAM_ID: optional,
   APNS_BUNDLE_ID: optional,

@@ -23,7 +23,7 @@ export type ProcessResult = Exclude<PushOutcome, 'retryable_error' | 'permanent_
 
 /**
  * One job = one push to one device: check it is still worth sending, send it, and act on the
- * answer per the SPEC's outcome table. Retryable failures are rethrown for BullMQ (the backoff
+ * answer per the provider's outcome table (providers/*-outcomes.ts). Retryable failures are rethrown for BullMQ (the backoff
  * strategy decides whether and when); permanent ones become UnrecoverableError.
  */
 export function createPushProcessor(deps: ProcessorDeps) {

@@ -1,7 +1,7 @@
 import express, { type RequestHandler } from 'express';
 import { HttpError } from './errors.ts';
 
-/** SPEC: bodies over 16 KiB are a 413, decided while reading, before anything is buffered past it. */
+/** Bodies over 16 KiB are a 413 payload_too_large, decided while reading, before anything is buffered past it. */
 export const BODY_LIMIT_BYTES = 16 * 1024;
 
 const parseJson = express.json({ limit: BODY_LIMIT_BYTES, strict: true, type: 'application/json' });
