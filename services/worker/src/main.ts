@@ -1,25 +1,17 @@
 import { loadConfigOrExit } from '@veil/config/config';
-import { createDb } from '@veil/db/client';
 import { createLogger } from '@veil/log/logger';
-import { createWorkerMetrics } from './metrics.ts';
-import { startMetricsServer } from './metrics-server.ts';
-import { createProvidersFromConfig } from './providers/from-config.ts';
-import { startPushWorkers } from './push-workers.ts';
+import { createWorkerService } from './service.ts';
 
 /** In-flight pushes are bounded by the request timeout; after this, close anyway. */
 const SHUTDOWN_GRACE_MS = 15_000;
 
+// Process edges only: environment, exit codes, signals. Everything else is built by createWorkerService.
 async function main(): Promise<void> {
   const config = loadConfigOrExit(process.env, 'worker');
   const log = createLogger({ service: 'worker', level: config.logLevel });
-  const providers = createProvidersFromConfig(config, log);
-  // Postgres only for purges; the hot path reads everything from the job.
-  const db = createDb({ url: config.databaseUrl, max: 4 });
-  const metrics = createWorkerMetrics();
-  // The metrics port first: if it cannot be bound the process exits before it holds any job.
-  const metricsServer = await startMetricsServer(metrics, config.metricsPort);
-  const workers = startPushWorkers({ config, providers, db, log, metrics });
-  log.info({ metrics_port: metricsServer.port, queue: config.pushQueue, concurrency: config.workerConcurrency }, 'Worker started');
+  const service = createWorkerService(config, { log });
+  const metricsPort = await service.start();
+  log.info({ metrics_port: metricsPort, queue: config.pushQueue, concurrency: config.workerConcurrency }, 'Worker started');
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -32,10 +24,7 @@ async function main(): Promise<void> {
     }, SHUTDOWN_GRACE_MS);
     forced.unref();
     try {
-      await workers.close();
-      await Promise.all([providers.ios?.close(), providers.android?.close()]);
-      await db.close();
-      await metricsServer.close();
+      await service.destroy();
     } catch (err) {
       log.error({ err: (err as Error).message }, 'Error while stopping');
     }

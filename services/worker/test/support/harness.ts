@@ -17,8 +17,8 @@ import { obliterateQueue, testQueueName, TEST_REDIS_URL } from '@veil/testkit/qu
 import { createWorkerMetrics, type WorkerMetrics } from '../../src/metrics.ts';
 import { createFcmProvider } from '../../src/providers/fcm.ts';
 import { FcmAccessToken, loadFcmServiceAccount, type FcmAccessTokenOptions } from '../../src/providers/fcm-access-token.ts';
-import { createProvidersFromConfig } from '../../src/providers/from-config.ts';
-import { startPushWorkers, type PushWorkers } from '../../src/push-workers.ts';
+import type { PushWorkers } from '../../src/push-workers.ts';
+import { createWorkerService, type WorkerService, type WorkerServiceOptions } from '../../src/service.ts';
 
 export { TEST_BUNDLE_ID as BUNDLE_ID } from '@veil/testkit/stand-in-env';
 
@@ -135,26 +135,24 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     events.on('error', () => {});
     return events;
   });
-  const started: PushWorkers[] = [];
-  const closables: { close(): Promise<void> }[] = [];
+  const started: WorkerService[] = [];
 
   const h: Harness = {
     dir, apnsKey, apns, fcm, db, queueBase, env, config, queues, logs, log, metrics,
     startWorker() {
-      // The test's own db (schema) is the purge target, so the worker uses it, not DATABASE_URL.
-      const providers = createProvidersFromConfig(config, log, { requestTimeoutMs: opts.requestTimeoutMs ?? 2000 });
-      for (const p of [providers.ios, providers.android]) if (p) closables.push(p);
+      // The worker's own composition root, on the test's db (schema): it is the purge target.
+      const providers: WorkerServiceOptions['providers'] = {};
       if (opts.fcmAccessToken) {
         // The same FCM provider as from-config builds, with a token cache on test timings.
         const account = loadFcmServiceAccount(config.fcm.serviceAccountPath);
         if (typeof account === 'string') throw new Error(account);
         const accessToken = new FcmAccessToken(account, { ...opts.fcmAccessToken, log: log.child({ platform: 'android' }) });
         providers.android = createFcmProvider({ apiUrl: config.fcm.apiUrl, account, accessToken, requestTimeoutMs: opts.requestTimeoutMs ?? 2000 });
-        closables.push(providers.android);
       }
-      const w = startPushWorkers({ config, providers, db, log, metrics });
-      started.push(w);
-      return w;
+      const service = createWorkerService(config, { log, db, metrics, providers, requestTimeoutMs: opts.requestTimeoutMs ?? 2000 });
+      service.startWorkers();
+      started.push(service);
+      return { close: () => service.destroy() };
     },
     async enqueue(platform, over = {}) {
       const now = Date.now();
@@ -197,8 +195,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     },
     logsWith: captured.withMsg,
     async close() {
-      await Promise.all(started.map((w) => w.close()));
-      await Promise.all(closables.map((c) => c.close()));
+      await Promise.all(started.map((w) => w.destroy()));
       await Promise.all([queues.ios.close(), queues.android.close(), ...queueEvents.map((e) => e.close())]);
       connection.disconnect();
       if (redisUrl === TEST_REDIS_URL) {

@@ -1,0 +1,68 @@
+import type { Config } from '@veil/config/config';
+import { createDb, type Db } from '@veil/db/client';
+import type { Logger } from '@veil/log/logger';
+import { PUSH_PLATFORMS, type PushPlatform } from '@veil/queue/contracts';
+import { createWorkerMetrics, type WorkerMetrics } from './metrics.ts';
+import { startMetricsServer } from './metrics-server.ts';
+import { createProvidersFromConfig } from './providers/from-config.ts';
+import type { PushProvider } from './providers/types.ts';
+import { startPushWorkers, type PushWorkers } from './push-workers.ts';
+
+export interface WorkerServiceOptions {
+  log: Logger;
+  /** A database the caller owns (a test's schema); otherwise DATABASE_URL, closed by destroy(). */
+  db?: Db;
+  metrics?: WorkerMetrics;
+  /** Replaces the providers built from the configuration, platform by platform (tests: token timings). */
+  providers?: Partial<Record<PushPlatform, PushProvider | null>>;
+  /** Bound on one provider request (tests shorten it). */
+  requestTimeoutMs?: number;
+}
+
+export interface WorkerService {
+  config: Config;
+  metrics: WorkerMetrics;
+  /** Binds METRICS_PORT (the process exits there if it cannot), then takes jobs; resolves with the bound port. */
+  start(): Promise<number>;
+  /** Takes jobs without a metrics server (in-process tests). */
+  startWorkers(): PushWorkers;
+  /** No new jobs, in-flight pushes finish (bounded by the request timeouts), then providers, Postgres and the metrics port close. */
+  destroy(): Promise<void>;
+}
+
+/**
+ * The worker's one composition root, used by main.ts and the test harness: config -> providers
+ * (checked now: a bad credential leaves that platform "not configured") -> db -> BullMQ workers.
+ */
+export function createWorkerService(config: Config, opts: WorkerServiceOptions): WorkerService {
+  const { log } = opts;
+  const built = createProvidersFromConfig(config, log, { requestTimeoutMs: opts.requestTimeoutMs });
+  const providers = { ...built, ...opts.providers };
+  // A replaced provider never sent anything; close it now so its connection pool holds nothing open.
+  for (const platform of PUSH_PLATFORMS) if (providers[platform] !== built[platform]) void built[platform]?.close();
+  // Postgres only for purges; the hot path reads everything from the job.
+  const db = opts.db ?? createDb({ url: config.databaseUrl, max: 4 });
+  const metrics = opts.metrics ?? createWorkerMetrics();
+  let workers: PushWorkers | null = null;
+  let metricsServer: { close(): Promise<void> } | null = null;
+
+  const startWorkers = () => (workers ??= startPushWorkers({ config, providers, db, log, metrics }));
+  return {
+    config,
+    metrics,
+    async start() {
+      // The metrics port first: if it cannot be bound the process exits before it holds any job.
+      const server = await startMetricsServer(metrics, config.metricsPort);
+      metricsServer = server;
+      startWorkers();
+      return server.port;
+    },
+    startWorkers,
+    async destroy() {
+      await workers?.close();
+      await Promise.all([providers.ios?.close(), providers.android?.close()]);
+      if (!opts.db) await db.close();
+      await metricsServer?.close();
+    },
+  };
+}
