@@ -2,15 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import postgres from 'postgres';
 import { Redis } from 'ioredis';
+import { createTestDatabase } from '@veil/testkit/db';
 import { freePort } from '@veil/testkit/ports';
 import { standInEnv } from '@veil/testkit/stand-in-env';
 import { startApnsStandIn, writeTestApnsKey, type ApnsRecordedRequest, type ApnsStandIn, type TestApnsKey } from '@veil/testkit/apns-stand-in';
 import { startFcmStandIn, type FcmRecordedRequest, type FcmStandIn } from '@veil/testkit/fcm-stand-in';
 import { REPO_ROOT, startService, type ServiceProcess } from './proc.ts';
 
-const ADMIN_DB_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_BASE = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** A push as the stand-ins saw it: which call, and when (performance.now()). */
@@ -57,11 +56,8 @@ export async function createStack(): Promise<Stack> {
     fcm.requests.length = 0;
   }, 1000);
 
-  const dbName = `veil_bench_${randomBytes(4).toString('hex')}`;
-  const admin = postgres(ADMIN_DB_URL, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`CREATE DATABASE ${dbName}`);
-  const databaseUrl = new URL(ADMIN_DB_URL);
-  databaseUrl.pathname = `/${dbName}`;
+  // A database of the run's own: the api migrates it from scratch, as in production.
+  const database = await createTestDatabase('bench');
   const redisUrl = REDIS_BASE;
   // Queues of the run's own in the shared Redis, as an operator would separate two deployments.
   const queueBase = `veil-bench-${randomBytes(4).toString('hex')}`;
@@ -69,7 +65,7 @@ export async function createStack(): Promise<Stack> {
   const port = await freePort();
   const env: Record<string, string> = {
     NODE_ENV: 'production',
-    DATABASE_URL: databaseUrl.toString(),
+    DATABASE_URL: database.url,
     REDIS_URL: redisUrl,
     PUSH_QUEUE: queueBase,
     PORT: String(port),
@@ -84,7 +80,7 @@ export async function createStack(): Promise<Stack> {
     fcm,
     key,
     dir,
-    databaseUrl: databaseUrl.toString(),
+    databaseUrl: database.url,
     redisUrl,
     queueBase,
     apiUrl: `http://127.0.0.1:${port}`,
@@ -105,8 +101,7 @@ export async function createStack(): Promise<Stack> {
       await Promise.all(services.map((s) => s.stop()));
       await Promise.all([apns.close(), fcm.close()]);
       await clearBenchKeys(redisUrl, queueBase);
-      await admin.unsafe(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-      await admin.end();
+      await database.drop();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -3,13 +3,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '@veil/log/logger';
 import type { PushJob } from '@veil/queue/contracts';
 import { startFcmStandIn, type FcmStandIn } from '@veil/testkit/fcm-stand-in';
 import { createFcmProvider } from '../src/providers/fcm.ts';
 import { FcmAccessToken, loadFcmServiceAccount, type FcmAccessTokenOptions } from '../src/providers/fcm-access-token.ts';
 import type { PushProvider } from '../src/providers/types.ts';
 import { androidToken, startHarness, type Harness } from './support/harness.ts';
+import { captureLogs } from '@veil/testkit/logs';
+import { waitUntil } from '@veil/testkit/wait';
 
 // Seconds instead of the production hour, five minutes and 30 s: a token is refreshed in the
 // background once it has less than REFRESH_EARLY_MS left, and is not sent once it has less than
@@ -41,13 +42,6 @@ function push(): PushJob {
 }
 
 const sleepUntil = (at: number) => new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
-async function waitFor(what: string, ok: () => boolean, timeoutMs = 5000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 /** Fails instead of hanging when pushes wait for a token endpoint that does not answer. */
 function within<T>(ms: number, work: Promise<T>): Promise<T> {
   return Promise.race([work, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`not done within ${ms} ms`)), ms))]);
@@ -60,8 +54,8 @@ async function startProvider(): Promise<{ fcm: FcmStandIn; provider: PushProvide
   dir = mkdtempSync(join(tmpdir(), 'veil-fcm-token-'));
   const account = loadFcmServiceAccount(fcm.writeServiceAccount(dir));
   if (typeof account === 'string') throw new Error(account);
-  const logs: Record<string, unknown>[] = [];
-  const log = createLogger({ service: 'worker', level: 'info', destination: { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) } });
+  const { log, lines } = captureLogs('worker');
+  const logs = lines();
   provider = createFcmProvider({ apiUrl: fcm.url, account, accessToken: new FcmAccessToken(account, { ...TIMINGS, log }) });
   return { fcm, provider, logs };
 }
@@ -82,7 +76,7 @@ describe('FCM OAuth2 access token', () => {
     await sleepUntil(refreshDueBy + 300);
     const burst = await Promise.all(Array.from({ length: 10 }, () => provider.send(push())));
     expect(burst).toEqual(Array(10).fill('delivered'));
-    await waitFor('the refresh', () => fcm.tokenRequests === 2);
+    await waitUntil(() => fcm.tokenRequests === 2);
     await new Promise((r) => setTimeout(r, 200));
     expect(await provider.send(push())).toBe('delivered');
 
@@ -111,7 +105,7 @@ describe('FCM OAuth2 access token', () => {
     expect(burst).toEqual(Array(10).fill('delivered'));
     expect(Date.now() - started).toBeLessThan(1000);
     // One background attempt for the whole burst; it failed, and says so without any secret.
-    await waitFor('the refresh failure log', () => logs.some((l) => l.msg === 'FCM access token refresh failed; pushes keep the cached token'));
+    await waitUntil(() => logs.some((l) => l.msg === 'FCM access token refresh failed; pushes keep the cached token'));
     expect(fcm.tokenRequests).toBe(2);
     expect(logs.find((l) => l.level === 40)).toMatchObject({ status: 503 });
 
@@ -123,7 +117,7 @@ describe('FCM OAuth2 access token', () => {
     fcm.tokenEndpoint = 'ok';
     await sleepUntil(started + REFRESH_RETRY_MS + 100);
     expect(await provider.send(push())).toBe('delivered');
-    await waitFor('the refresh', () => fcm.tokenRequests === 3);
+    await waitUntil(() => fcm.tokenRequests === 3);
     await new Promise((r) => setTimeout(r, 200));
     expect(await provider.send(push())).toBe('delivered');
 
@@ -178,7 +172,7 @@ describe('FCM OAuth2 access token', () => {
     // The outage outlasts the token: the push has to wait for a fetch, which fails, retryable.
     await sleepUntil(first.at + 3000 + 100);
     const c = await h.enqueue('android');
-    await waitFor('the retryable failure', () => retryableFailure(c.job.id));
+    await waitUntil(() => retryableFailure(c.job.id));
     h.fcm.tokenEndpoint = 'ok';
     const done = await h.settle(c.job);
     expect(done).toMatchObject({ state: 'completed', returnvalue: 'delivered' });

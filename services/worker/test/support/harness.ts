@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Job, Queue, QueueEvents } from 'bullmq';
+import { vi } from 'vitest';
 import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '@veil/config/config';
 import { upsertRegistration } from '@veil/db/registrations';
@@ -175,23 +176,21 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       return { push, job };
     },
     async settle(job, timeoutMs = 20_000) {
-      const until = Date.now() + timeoutMs;
       const platform = (job.data as PushJob).platform;
-      for (;;) {
+      // Same host, same clock: this job's outcome is never stamped before the job was added.
+      const outcomeOf = () => {
         const found = outcomes.get(`${platform}:${job.id}`);
-        // Same host, same clock: this job's outcome is never stamped before the job was added.
-        const outcome = found && found.at >= job.timestamp ? found : undefined;
-        if (outcome?.state === 'completed') return { state: 'completed', returnvalue: outcome.returnvalue };
-        if (outcome?.state === 'failed') {
-          const failed = await Job.fromId(queues[platform], job.id!);
-          if (!failed) throw new Error(`failed job ${job.id} was not kept (removeOnFail)`);
-          return { state: 'failed', failedReason: outcome.failedReason, attemptsMade: failed.attemptsMade };
-        }
-        if (Date.now() > until) {
+        return found && found.at >= job.timestamp ? found : undefined;
+      };
+      const outcome = await vi
+        .waitFor(() => outcomeOf() ?? Promise.reject(new Error('not settled yet')), { timeout: timeoutMs, interval: 25 })
+        .catch(async () => {
           throw new Error(`job ${job.id} not settled after ${timeoutMs} ms (state: ${await queues[platform].getJobState(job.id!)})`);
-        }
-        await new Promise((r) => setTimeout(r, 25));
-      }
+        });
+      if (outcome.state === 'completed') return { state: 'completed', returnvalue: outcome.returnvalue };
+      const failed = await Job.fromId(queues[platform], job.id!);
+      if (!failed) throw new Error(`failed job ${job.id} was not kept (removeOnFail)`);
+      return { state: 'failed', failedReason: outcome.failedReason, attemptsMade: failed.attemptsMade };
     },
     logsWith: captured.withMsg,
     async close() {
