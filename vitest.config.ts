@@ -10,7 +10,7 @@ process.env.NODE_EXTRA_CA_CERTS = fileURLToPath(new URL('./packages/testkit/cert
 export default defineConfig({
   test: {
     pool: 'forks',
-    include: ['packages/*/src/**/*.test.ts', 'services/*/test/**/*.test.ts', 'infra/**/test/**/*.test.ts', 'tools/**/*.test.ts', 'bench/lib/**/*.test.ts'],
+    include: ['packages/*/src/**/*.test.ts', 'services/*/src/**/*.test.ts', 'services/*/test/**/*.test.ts', 'infra/**/test/**/*.test.ts', 'tools/**/*.test.ts', 'bench/lib/**/*.test.ts'],
     // CI also writes a JSON report, from which .ci/run prints a plain "N passed, N failed" line.
     reporters: process.env.CI ? ['default', 'json'] : ['default'],
     outputFile: { json: '.ci/out/vitest.json' },

@@ -143,7 +143,7 @@ describe('RS256 / ES256 (JWT_PUBLIC_KEY_PATH)', () => {
   });
 });
 
-describe('key file problems stop the api at start', () => {
+describe('loadJwtPublicKey refuses a bad key file (main exits 78 on it: startup.test.ts)', () => {
   it('an unreadable path', () => {
     expect(() => loadJwtPublicKey('/nonexistent/key.pem')).toThrow(JwtKeyError);
   });

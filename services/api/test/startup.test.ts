@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb } from '@veil/db/client';
@@ -94,6 +97,22 @@ describe('Postgres reachable but not migrated yet', () => {
     } finally {
       await api.close();
       await bare.close();
+    }
+  });
+});
+
+describe('a bad JWT public key file', () => {
+  it('stops the api before it listens: exit 78 (EX_CONFIG) with the problem named', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'veil-api-badkey-'));
+    try {
+      const path = join(dir, 'jwt.pub.pem');
+      writeFileSync(path, '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n');
+      const proc = spawnService('api', { PORT: '0', JWT_PUBLIC_KEY_PATH: path, PUSH_QUEUE: testQueueName('api-badkey'), LOG_LEVEL: 'info' });
+      expect(await proc.exited).toBe(78);
+      expect(proc.output()).toMatch(/^api: invalid configuration: .*not a PEM public key/m);
+      expect(proc.output()).not.toContain('API listening');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { writeTestApnsKey } from '@veil/testkit/apns-stand-in';
 import { ApnsProviderToken, loadApnsCredentials } from '../src/providers/apns-provider-token.ts';
-import { pushRetryDelay, NO_RETRY } from '../src/backoff.ts';
 
 const key = writeTestApnsKey(mkdtempSync(join(tmpdir(), 'veil-key-')));
 const apns = { keyPath: key.path, keyId: key.keyId, teamId: key.teamId, bundleId: 'com.example.veil', useSandbox: true, host: 'x' };
@@ -46,17 +45,5 @@ describe('APNs provider token rules', () => {
       'APNS_TEAM_ID not set; APNS_KEY_ID must be 10 letters or digits; APNS_BUNDLE_ID must be a bundle identifier; ' +
         'cannot read APNS_KEY_PATH /nonexistent.p8: ENOENT',
     );
-  });
-});
-
-describe('retry delay', () => {
-  it('grows exponentially with jitter, honours Retry-After and never passes the deadline', () => {
-    const base = { retryAfterMs: null, deadline: 100_000, now: 0 };
-    expect(pushRetryDelay({ ...base, attemptsMade: 1, random: () => 0 })).toBe(125);
-    expect(pushRetryDelay({ ...base, attemptsMade: 1, random: () => 1 })).toBe(250);
-    expect(pushRetryDelay({ ...base, attemptsMade: 3, random: () => 1 })).toBe(1000);
-    expect(pushRetryDelay({ ...base, attemptsMade: 1, retryAfterMs: 5000 })).toBe(5000);
-    expect(pushRetryDelay({ ...base, attemptsMade: 1, retryAfterMs: 200_000 })).toBe(NO_RETRY);
-    expect(pushRetryDelay({ ...base, now: 99_990, attemptsMade: 1 })).toBe(NO_RETRY);
   });
 });
