@@ -11,7 +11,7 @@ import { runCli } from '../../../tools/cli/src/cli.ts';
 import { missingSipTools, startKamailio, type Kamailio } from '../../kamailio/test/support/kamailio.ts';
 import { runSipp, startSipp } from '../../kamailio/test/support/sipp.ts';
 import { createTestDatabase } from '../../../packages/testkit/src/db.ts';
-import { obliterateQueue, testQueueName } from '../../../packages/testkit/src/queue.ts';
+import { obliterateQueue, TEST_REDIS_URL, testQueueName } from '../../../packages/testkit/src/queue.ts';
 import { startService, type ServiceProcess } from './support/services.ts';
 
 /** Polls until `get` returns something, and returns it. */
@@ -75,7 +75,7 @@ describe.skipIf(missing !== null)('call path: Kamailio -> api -> worker -> APNs/
       PORT: '0',
       METRICS_PORT: '0',
       DATABASE_URL: database.url,
-      REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+      REDIS_URL: TEST_REDIS_URL,
       PUSH_QUEUE: queueBase,
       JWT_SECRET,
       CALL_NOTIFY_SECRET: NOTIFY_SECRET,

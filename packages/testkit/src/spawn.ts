@@ -49,7 +49,8 @@ export interface ServiceProcess {
 export function spawnService(name: 'api' | 'worker', env: Record<string, string>): ServiceProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', `services/${name}/src/main.ts`], {
     cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '', NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS ?? '', ...env },
+    // The test CA (vitest.config.ts sets it) so the services trust the APNs/FCM stand-ins.
+    env: { PATH: process.env.PATH ?? '', ...(process.env.NODE_EXTRA_CA_CERTS ? { NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS } : {}), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   track(child);
