@@ -4,6 +4,7 @@ import { createLogger } from '@veil/log/logger';
 import { PUSH_QUEUE } from '@veil/queue/contracts';
 import { createWorkerMetrics } from './metrics.ts';
 import { startMetricsServer } from './metrics-server.ts';
+import { createQueueProbe } from './queue-probe.ts';
 import { createProvidersFromConfig } from './providers/from-config.ts';
 import { startPushWorkers } from './push-workers.ts';
 
@@ -19,13 +20,13 @@ function queueBaseFromArgs(argv: string[]): string {
 async function main(): Promise<void> {
   const config = loadConfigOrExit(process.env, 'worker');
   const log = createLogger({ service: 'worker', level: config.logLevel });
-  const providers = createProvidersFromConfig(config, log);
+  const metrics = createWorkerMetrics();
+  const providers = createProvidersFromConfig(config, log, { metrics });
   // Postgres only for purges; the hot path reads everything from the job.
   const db = createDb({ url: config.databaseUrl, max: 4 });
-  const metrics = createWorkerMetrics();
   const queueBase = queueBaseFromArgs(process.argv);
   // The metrics port first: if it cannot be bound the process exits before it holds any job.
-  const metricsServer = await startMetricsServer(metrics, config.metricsPort);
+  const metricsServer = await startMetricsServer(metrics, config.metricsPort, { probe: createQueueProbe({ redisUrl: config.redisUrl, queueBase }) });
   const workers = startPushWorkers({ config, providers, db, log, metrics, queueBase });
   log.info({ metrics_port: metricsServer.port, queue: queueBase, concurrency: config.workerConcurrency }, 'Worker started');
 
