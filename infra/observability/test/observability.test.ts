@@ -55,6 +55,12 @@ describe.skipIf(!hasPromtool)('alert rules (promtool)', () => {
     }
   });
 
+  it('every alert is explained in the operator guide', () => {
+    const guide = readFileSync(fileURLToPath(new URL('../../../docs/operator-guide.md', import.meta.url)), 'utf8');
+    const section = guide.slice(guide.indexOf('## Dashboards and alerts'), guide.indexOf('## Troubleshooting'));
+    for (const { alert } of rules) expect(section, alert).toContain(`\`${alert}\``);
+  });
+
   it("the dashboard's queries are valid PromQL", () => {
     expect(dashboardExprs.length).toBeGreaterThan(15);
     const dir = mkdtempSync(join(tmpdir(), 'veil-dash-'));
