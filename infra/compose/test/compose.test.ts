@@ -2,7 +2,8 @@
 // statically: services, ports, mounts, health checks, and that every variable Compose hands the
 // services is one packages/config accepts (and that .env.example's values pass it).
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -22,6 +23,7 @@ interface Service {
   healthcheck?: { test: string[] };
   depends_on?: Record<string, { condition: string }>;
   container_name?: string;
+  profiles?: string[];
 }
 
 const composeText = read('docker-compose.yml');
@@ -53,7 +55,8 @@ const acceptedNames = new Set([...read('packages/config/src/config.ts').matchAll
 
 describe('docker-compose.yml', () => {
   it('runs api, worker, postgres, redis and kamailio, each with a health check', () => {
-    expect(Object.keys(services).sort()).toEqual(['api', 'kamailio', 'postgres', 'redis', 'worker']);
+    const always = Object.entries(services).filter(([, svc]) => !svc.profiles).map(([name]) => name);
+    expect(always.sort()).toEqual(['api', 'kamailio', 'postgres', 'redis', 'worker']);
     for (const [name, svc] of Object.entries(services)) expect(svc.healthcheck?.test.length, name).toBeGreaterThan(0);
   });
 
@@ -144,6 +147,63 @@ describe('docker-compose.yml', () => {
     expect(listens).toHaveLength(2);
     expect(listens.find((l) => /udp: /.test(l))).toContain('advertise 203.0.113.10');
     expect(listens.find((l) => /tcp: /.test(l))).toContain('advertise 203.0.113.10');
+  });
+});
+
+describe('docker compose --profile observability', () => {
+  const prometheus = services.prometheus!;
+  const grafana = services.grafana!;
+  /** host path -> container path of a service's bind mounts, checked to exist in the repo. */
+  const binds = (svc: Service) =>
+    Object.fromEntries(
+      svc.volumes!.filter((v) => v.startsWith('./')).map((v) => {
+        const [host, container] = v.split(':');
+        expect(existsSync(root(host!)), host).toBe(true);
+        return [container!, host!.slice(2)];
+      }),
+    );
+  const veilEnv = services.api!.environment!;
+
+  it('adds Prometheus and Grafana only under the profile, on loopback, with health checks', () => {
+    expect(Object.entries(services).filter(([, s]) => s.profiles).map(([n, s]) => [n, s.profiles])).toEqual([
+      ['prometheus', ['observability']],
+      ['grafana', ['observability']],
+    ]);
+    expect(prometheus.ports).toEqual(['127.0.0.1:9090:9090']);
+    expect(grafana.ports).toEqual(['127.0.0.1:3000:3000']);
+    for (const svc of [prometheus, grafana]) expect(svc.healthcheck?.test.length).toBeGreaterThan(0);
+    expect(Object.keys(compose.volumes)).toEqual(expect.arrayContaining(['promdata', 'grafanadata']));
+  });
+
+  it("scrapes the api's PORT and the worker's METRICS_PORT by service name, with the mounted rule file", () => {
+    const mounts = binds(prometheus);
+    const configPath = prometheus.command!.find((a) => a.startsWith('--config.file='))!.split('=')[1]!;
+    const config = parse(read(mounts[configPath]!)) as {
+      rule_files: string[];
+      scrape_configs: { job_name: string; dns_sd_configs: { names: string[]; port: number }[] }[];
+    };
+    const jobs = Object.fromEntries(config.scrape_configs.map((j) => [j.job_name, j.dns_sd_configs[0]!]));
+    expect(jobs['veil-api']).toMatchObject({ names: ['api'], port: Number(veilEnv.PORT) });
+    expect(jobs['veil-worker']).toMatchObject({ names: ['worker'], port: Number(veilEnv.METRICS_PORT) });
+    for (const rules of config.rule_files) {
+      const inContainer = rules.startsWith('/') ? rules : `${dirname(configPath)}/${rules}`;
+      expect(mounts[inContainer], inContainer).toBe('infra/observability/prometheus/alerts.yml');
+    }
+  });
+
+  it('provisions Grafana with the Prometheus service as datasource and the mounted dashboards', () => {
+    const mounts = binds(grafana);
+    const provisioning = mounts['/etc/grafana/provisioning']!;
+    const datasources = parse(read(`${provisioning}/datasources/prometheus.yml`)) as { datasources: { uid: string; url: string }[] };
+    expect(datasources.datasources[0]!.url).toBe('http://prometheus:9090');
+    const providers = parse(read(`${provisioning}/dashboards/veil-push.yml`)) as { providers: { options: { path: string } }[] };
+    const dashboards = mounts[providers.providers[0]!.options.path]!;
+    const dashboard = JSON.parse(read(`${dashboards}/veil-push.json`)) as { panels: { datasource?: { uid: string } }[] };
+    const uids = new Set(dashboard.panels.filter((p) => p.datasource).map((p) => p.datasource!.uid));
+    expect([...uids]).toEqual([datasources.datasources[0]!.uid]);
+    expect(grafana.environment!.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH).toBe(`${providers.providers[0]!.options.path}/veil-push.json`);
+    // Without .env the admin password is not required (plain `docker compose up` must not need it).
+    expect(interpolate(grafana.environment!.GF_SECURITY_ADMIN_PASSWORD!, {})).toBe('admin');
   });
 });
 

@@ -1,13 +1,44 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { WorkerMetrics } from './metrics.ts';
+import type { QueueProbe } from './queue-probe.ts';
 
-/** /healthz (the process is up) and /metrics (Prometheus text) on METRICS_PORT. */
-export async function startMetricsServer(metrics: WorkerMetrics, port: number, host = '0.0.0.0'): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+export interface MetricsServerOptions {
+  host?: string;
+  /** Redis reachability for /readyz and the queue gauges; owned (closed) by the server from here on. */
+  probe?: QueueProbe;
+}
+
+const json = (status: number, body: unknown) => [status, { 'content-type': 'application/json' }, JSON.stringify(body)] as const;
+
+/**
+ * /healthz (the process is up), /readyz (Redis answers a PING within a second) and /metrics
+ * (Prometheus text) on METRICS_PORT. Liveness never depends on Redis, so an outage does not get
+ * workers restarted; readiness and `veil_worker_redis_up` make the outage visible.
+ */
+export async function startMetricsServer(
+  metrics: WorkerMetrics,
+  port: number,
+  opts: MetricsServerOptions = {},
+): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+  const probe = opts.probe ?? null;
+  metrics.attachQueueProbe(probe);
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    const send = ([status, headers, body]: ReturnType<typeof json>) => res.writeHead(status, headers).end(body);
     if (req.method === 'GET' && path === '/healthz') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+      send(json(200, { status: 'ok' }));
+      return;
+    }
+    if (req.method === 'GET' && path === '/readyz') {
+      if (!probe) {
+        send(json(200, { status: 'ready' }));
+        return;
+      }
+      void probe.ping().then((up) => {
+        metrics.redisUp.set(up ? 1 : 0);
+        send(up ? json(200, { status: 'ready', redis: 'ok' }) : json(503, { error: { code: 'not_ready', message: 'Redis not answering' } }));
+      });
       return;
     }
     if (req.method === 'GET' && path === '/metrics') {
@@ -17,15 +48,19 @@ export async function startMetricsServer(metrics: WorkerMetrics, port: number, h
       );
       return;
     }
-    res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"not_found","message":"no such route"}}');
+    send(json(404, { error: { code: 'not_found', message: 'no such route' } }));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, resolve);
+    server.listen(port, opts.host ?? '0.0.0.0', resolve);
   });
   return {
     server,
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      metrics.attachQueueProbe(null);
+      await probe?.close();
+    },
   };
 }

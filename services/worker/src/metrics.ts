@@ -1,13 +1,25 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { QueueProbe } from './queue-probe.ts';
 
 export type PushOutcome = 'delivered' | 'token_invalid' | 'retryable_error' | 'permanent_error' | 'not_configured' | 'expired';
+
+/** The job states an operator watches; completed jobs are removed at once, so never counted. */
+export const QUEUE_STATES = ['waiting', 'delayed', 'active', 'failed'] as const;
+export type QueueState = (typeof QUEUE_STATES)[number];
 
 /** One registry per process (never prom-client's global), so tests can run several workers. */
 export function createWorkerMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  return {
+  // Set by the metrics server once it has a Redis connection; until then the queue gauges and
+  // redis_up report nothing rather than a made-up 0.
+  let probe: QueueProbe | null = null;
+  const metrics = {
     registry,
+    /** Hands the scrape-time gauges their Redis probe (null detaches it). */
+    attachQueueProbe(p: QueueProbe | null) {
+      probe = p;
+    },
     pushes: new Counter({
       name: 'veil_worker_pushes_total',
       help: 'Push attempts by platform and outcome',
@@ -39,7 +51,51 @@ export function createWorkerMetrics() {
       labelNames: ['platform'] as const,
       registers: [registry],
     }),
+    credentialsLoaded: new Gauge({
+      name: 'veil_worker_credentials_loaded',
+      help: 'Push credentials usable by platform and app (1) or not configured (0); app_id "default" is APNS_* / FCM_SERVICE_ACCOUNT_PATH',
+      labelNames: ['platform', 'app_id'] as const,
+      registers: [registry],
+    }),
+    // The three below are computed when Prometheus scrapes (one bounded Redis round trip), so
+    // they cost nothing between scrapes and are never stale.
+    queueJobs: new Gauge({
+      name: 'veil_worker_queue_jobs',
+      help: 'Jobs in the push queue by platform and state (waiting, delayed = waiting for a retry, active, failed = kept for inspection)',
+      labelNames: ['platform', 'state'] as const,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const snap = probe ? await probe.snapshot() : null;
+        if (!snap) return;
+        for (const [platform, q] of Object.entries(snap.queues)) {
+          for (const state of QUEUE_STATES) this.set({ platform, state }, q.counts[state]);
+        }
+      },
+    }),
+    queueOldestAge: new Gauge({
+      name: 'veil_worker_queue_oldest_job_age_seconds',
+      help: 'Age of the oldest unfinished (waiting, delayed or active) push job, by platform; 0 when none',
+      labelNames: ['platform'] as const,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const snap = probe ? await probe.snapshot() : null;
+        if (!snap) return;
+        for (const [platform, q] of Object.entries(snap.queues)) this.set({ platform }, q.oldestAgeSeconds);
+      },
+    }),
+    redisUp: new Gauge({
+      name: 'veil_worker_redis_up',
+      help: 'Whether Redis answered the last scrape-time check within a second (1) or not (0)',
+      registers: [registry],
+      async collect() {
+        if (!probe) return;
+        this.set((await probe.snapshot()) ? 1 : 0);
+      },
+    }),
   };
+  return metrics;
 }
 
 export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;

@@ -4,6 +4,7 @@ import type { Logger } from '@veil/log/logger';
 import { PUSH_PLATFORMS, type PushPlatform } from '@veil/queue/contracts';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.ts';
 import { startMetricsServer } from './metrics-server.ts';
+import { createQueueProbe } from './queue-probe.ts';
 import { createProvidersFromConfig } from './providers/from-config.ts';
 import type { PushProvider } from './providers/types.ts';
 import { startPushWorkers, type PushWorkers } from './push-workers.ts';
@@ -36,13 +37,14 @@ export interface WorkerService {
  */
 export function createWorkerService(config: Config, opts: WorkerServiceOptions): WorkerService {
   const { log } = opts;
-  const built = createProvidersFromConfig(config, log, { requestTimeoutMs: opts.requestTimeoutMs });
+  // Metrics first: the providers report which credentials loaded.
+  const metrics = opts.metrics ?? createWorkerMetrics();
+  const built = createProvidersFromConfig(config, log, { requestTimeoutMs: opts.requestTimeoutMs, metrics });
   const providers = { ...built, ...opts.providers };
   // A replaced provider never sent anything; close it now so its connection pool holds nothing open.
   for (const platform of PUSH_PLATFORMS) if (providers[platform] !== built[platform]) void built[platform]?.close();
   // Postgres only for purges; the hot path reads everything from the job.
   const db = opts.db ?? createDb({ url: config.databaseUrl, max: 4 });
-  const metrics = opts.metrics ?? createWorkerMetrics();
   let workers: PushWorkers | null = null;
   let metricsServer: { close(): Promise<void> } | null = null;
 
@@ -52,7 +54,9 @@ export function createWorkerService(config: Config, opts: WorkerServiceOptions):
     metrics,
     async start() {
       // The metrics port first: if it cannot be bound the process exits before it holds any job.
-      const server = await startMetricsServer(metrics, config.metricsPort);
+      // Queue depth and Redis readiness are read on scrape, over a connection of their own.
+      const probe = createQueueProbe({ redisUrl: config.redisUrl, queueBase: config.pushQueue });
+      const server = await startMetricsServer(metrics, config.metricsPort, { probe });
       metricsServer = server;
       startWorkers();
       return server.port;

@@ -5,10 +5,13 @@ import { createApnsProvider } from './apns.ts';
 import { ApnsProviderToken, loadApnsCredentials } from './apns-provider-token.ts';
 import { createFcmProvider } from './fcm.ts';
 import { FcmAccessToken, loadFcmServiceAccount } from './fcm-access-token.ts';
+import type { WorkerMetrics } from '../metrics.ts';
 import type { PushProvider } from './types.ts';
 
 export interface ProviderOptions {
   requestTimeoutMs?: number;
+  /** veil_worker_credentials_loaded: 1 per platform whose credentials loaded, else 0. */
+  metrics?: Pick<WorkerMetrics, 'credentialsLoaded'>;
 }
 
 /**
@@ -44,5 +47,6 @@ export function createProvidersFromConfig(config: Config, log: Logger, opts: Pro
     });
     log.info({ platform: 'android', project_id: account.projectId, api: config.fcm.apiUrl }, 'FCM configured');
   }
+  for (const [platform, p] of [['ios', ios], ['android', android]] as const) opts.metrics?.credentialsLoaded.set({ platform, app_id: 'default' }, p ? 1 : 0);
   return { ios, android };
 }
