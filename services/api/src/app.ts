@@ -35,7 +35,7 @@ export interface AppDeps {
 /** The express app, without listening: main listens, tests listen on port 0. */
 export function createApp(deps: AppDeps): Express {
   const { config, log } = deps;
-  const verifier = deps.verifier ?? createJwtVerifier(config.jwt, null);
+  const verifier = deps.verifier ?? createJwtVerifier(config.jwt, null, { log });
   const metrics = deps.metrics ?? createApiMetrics();
   const timeoutMs = deps.dependencyTimeoutMs ?? 1500;
   const isMigrated = deps.isMigrated ?? (() => true);
@@ -75,7 +75,7 @@ export function createApp(deps: AppDeps): Express {
   );
   app.use(healthRoutes({ db: deps.db, redis: deps.redis, redisWatchdog, isMigrated, timeoutMs }));
   app.use(metricsRoutes({ config, metrics }));
-  app.use(registrationRoutes({ db: deps.db, verifier, isMigrated, log }));
+  app.use(registrationRoutes({ db: deps.db, verifier, isMigrated, log, maxDevicesPerUser: config.maxDevicesPerUser }));
   app.use(notFound);
   app.use(createErrorHandler(log));
   return app;

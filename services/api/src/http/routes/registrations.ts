@@ -13,7 +13,14 @@ function assertOwner(identity: ClientIdentity, jid: string): void {
   if (identity.jid !== jid) throw new HttpError(403, 'forbidden', 'jid does not match the token');
 }
 
-export function registrationRoutes(deps: { db: Db; verifier: JwtVerifier; isMigrated: () => boolean; log: Logger }): Router {
+export function registrationRoutes(deps: {
+  db: Db;
+  verifier: JwtVerifier;
+  isMigrated: () => boolean;
+  log: Logger;
+  /** MAX_DEVICES_PER_USER: one account never fans a call out to unboundedly many pushes. */
+  maxDevicesPerUser?: number;
+}): Router {
   const router = Router();
   const auth = requireClientJwt(deps.verifier);
   const migrated = requireMigrated(deps.isMigrated);
@@ -21,7 +28,14 @@ export function registrationRoutes(deps: { db: Db; verifier: JwtVerifier; isMigr
   router.post('/api/v1/push/register', auth, jsonBody, migrated, async (req, res) => {
     const body = parseBody(registerSchema, req.body);
     assertOwner(res.locals.identity as ClientIdentity, body.jid);
-    const { registration, created } = await upsertRegistration(deps.db, body);
+    const { registration, created, evicted } = await upsertRegistration(
+      deps.db,
+      body,
+      deps.maxDevicesPerUser !== undefined ? { maxDevices: deps.maxDevicesPerUser } : {},
+    );
+    for (const gone of evicted) {
+      deps.log.info({ jid: body.jid, device_id: gone.device_id, platform: gone.platform, max_devices: deps.maxDevicesPerUser }, 'Registration evicted');
+    }
     deps.log.info(
       { jid: body.jid, device_id: body.device_id, platform: body.platform, token_hash: tokenHash(body.push_token), created },
       created ? 'Push registration created' : 'Push registration updated',
