@@ -6,6 +6,7 @@ import { createWorkerMetrics } from './metrics.ts';
 import { startMetricsServer } from './metrics-server.ts';
 import { createProvidersFromConfig } from './providers/from-config.ts';
 import { startPushWorkers } from './push-workers.ts';
+import { startRegistrationExpiry } from './registration-expiry.ts';
 
 /** In-flight pushes are bounded by the request timeout; after this, close anyway. */
 const SHUTDOWN_GRACE_MS = 15_000;
@@ -27,6 +28,7 @@ async function main(): Promise<void> {
   // The metrics port first: if it cannot be bound the process exits before it holds any job.
   const metricsServer = await startMetricsServer(metrics, config.metricsPort);
   const workers = startPushWorkers({ config, providers, db, log, metrics, queueBase });
+  const expiry = startRegistrationExpiry({ config, db, log, metrics, queueBase });
   log.info({ metrics_port: metricsServer.port, queue: queueBase, concurrency: config.workerConcurrency }, 'Worker started');
 
   let stopping = false;
@@ -41,6 +43,7 @@ async function main(): Promise<void> {
     forced.unref();
     try {
       await workers.close();
+      await expiry.close();
       await Promise.all([providers.ios?.close(), providers.android?.close()]);
       await db.close();
       await metricsServer.close();
