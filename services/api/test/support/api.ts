@@ -12,7 +12,7 @@ import type { JwtVerifier } from '../../src/http/auth.ts';
 import { waitForRedisReady } from '../../src/redis-ready.ts';
 import { obliterateQueue, TEST_REDIS_URL, testQueueName } from './testkit.ts';
 
-export const JWT_SECRET = 'test-secret-0123456789abcdef';
+export const JWT_SECRET = 'test-secret-0123456789abcdef-0123456789'; // >= 32 bytes, as the config requires
 
 export interface RunningApi {
   url: string;
