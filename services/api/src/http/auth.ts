@@ -1,7 +1,7 @@
-import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, createSecretKey, KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { RequestHandler } from 'express';
-import { errors as joseErrors, jwtVerify as joseVerify, type JWTPayload } from 'jose';
+import { errors as joseErrors, type JWTHeaderParameters } from 'jose';
 import jwt, { type Algorithm, type JwtPayload } from 'jsonwebtoken';
 import type { Config } from '@veil/config/config';
 import { createLogger, type Logger } from '@veil/log/logger';
@@ -98,7 +98,7 @@ export function createJwtVerifier(
   };
 
   /** jid (else sub), required; exp required (a token without one would be valid forever). */
-  const identityOf = (payload: JwtPayload | JWTPayload | string): ClientIdentity => {
+  const identityOf = (payload: JwtPayload | string): ClientIdentity => {
     if (typeof payload !== 'object') throw unauthorized('invalid_token', 'token payload is not an object');
     if (typeof payload.exp !== 'number') throw unauthorized('invalid_token', 'token has no exp claim');
     const claim = payload.jid ?? payload.sub;
@@ -106,17 +106,25 @@ export function createJwtVerifier(
     return { jid: claim.toLowerCase() };
   };
 
-  const verifyWithJwks = async (token: string, source: JwksKeySource): Promise<ClientIdentity> => {
+  // jose hands out one CryptoKey per published key (it caches its imports); the KeyObject made
+  // from it is cached beside it, so the hot path is the same jsonwebtoken call as for the other keys.
+  const jwksKeyObjects = new WeakMap<object, KeyObject>();
+  const keyFromJwks = async (source: JwksKeySource, header: JWTHeaderParameters): Promise<KeyObject> => {
+    let found: Awaited<ReturnType<JwksKeySource>>;
     try {
-      const { payload } = await joseVerify(token, source, { ...options, algorithms: JWKS_ALGORITHMS, requiredClaims: ['exp'] });
-      return identityOf(payload);
+      found = await source(header);
     } catch (err) {
-      if (err instanceof HttpError) throw err;
       if (err instanceof JwksUnavailableError) throw new HttpError(503, 'jwks_unavailable', 'the identity provider keys are unavailable; try again shortly');
-      if (err instanceof joseErrors.JWTExpired) throw unauthorized('token_expired', 'token has expired');
       if (err instanceof joseErrors.JWKSNoMatchingKey) throw unauthorized('invalid_token', 'token kid is not in the identity provider key set');
-      throw unauthorized('invalid_token', 'token is invalid');
+      // A key of the wrong type, a private or malformed key, several keys for one kid.
+      throw unauthorized('invalid_token', 'token kid names no usable key in the identity provider key set');
     }
+    let key = jwksKeyObjects.get(found);
+    if (!key) {
+      key = KeyObject.from(found as Parameters<typeof KeyObject.from>[0]);
+      jwksKeyObjects.set(found, key);
+    }
+    return key;
   };
 
   return {
@@ -133,11 +141,11 @@ export function createJwtVerifier(
       const alg = decoded.header.alg;
       // Tokens naming a key go to the provider's key set; RS256/ES256 without a kid to
       // JWT_PUBLIC_KEY_PATH. HS256 only ever to JWT_SECRET: a key set never verifies HMAC.
-      if (jwks && typeof header.kid === 'string' && JWKS_ALGORITHMS.includes(alg)) return verifyWithJwks(token, jwks);
-
-      // Choose the key by the header's alg, but only among the pinned algorithms.
+      // Choose the key by the header's alg, but only among the pinned algorithms (jose pins a
+      // JWKS key to its type: RS256 only an RSA key, ES256 only a P-256 one).
       let key: KeyObject;
-      if (alg === 'HS256' && secretKey !== null) key = secretKey;
+      if (jwks && typeof header.kid === 'string' && JWKS_ALGORITHMS.includes(alg)) key = await keyFromJwks(jwks, decoded.header as JWTHeaderParameters);
+      else if (alg === 'HS256' && secretKey !== null) key = secretKey;
       else if (publicKey && alg === publicKey.algorithm) key = publicKey.key;
       else if (jwks && JWKS_ALGORITHMS.includes(alg)) throw unauthorized('invalid_token', 'token has no kid');
       else throw unauthorized('invalid_token', `token algorithm ${alg.slice(0, 16)} is not accepted`);
