@@ -146,6 +146,17 @@ describe('JWT_JWKS_URL: keys from the identity provider', () => {
     expect(server.fetches()).toBeGreaterThanOrEqual(2);
   });
 
+  it('a set past its max age is refreshed in the background: a key the provider withdrew stops verifying', async () => {
+    const server = await idp();
+    const key = server.addKey('rsa', 'k1');
+    const { api } = await apiWith(server.url, { jwksRefetchIntervalMs: 0, jwksMaxAgeMs: 0 });
+    expect((await register(api, sign(key))).status).toBe(201);
+    server.setKeys([createJwksSigningKey('ec', 'k2').jwk]);
+    // The request that notices the age is still answered from the set in hand; a later one is not.
+    await expect.poll(async () => (await register(api, sign(key))).status, { timeout: 5000, interval: 100 }).toBe(401);
+    expect(server.fetches()).toBeGreaterThanOrEqual(2);
+  });
+
   it('a cached set keeps verifying its keys while the provider is down', async () => {
     const server = await idp();
     const key = server.addKey('rsa', 'k1');

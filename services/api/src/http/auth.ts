@@ -66,6 +66,8 @@ export interface JwtVerifierOptions {
   jwksRefetchIntervalMs?: number;
   /** Bound on one JWKS fetch (default 1.5 s, so a dead provider still gets an answer within 2 s). */
   jwksTimeoutMs?: number;
+  /** Age after which the set is refreshed in the background (default 10 min). */
+  jwksMaxAgeMs?: number;
 }
 
 // Headers that tell a verifier where to find the key. Following them lets the token's author pick
@@ -89,6 +91,7 @@ export function createJwtVerifier(
         log: opts.log ?? createLogger({ service: 'api', level: 'silent', destination: { write: () => {} } }),
         ...(opts.jwksRefetchIntervalMs !== undefined ? { refetchIntervalMs: opts.jwksRefetchIntervalMs } : {}),
         ...(opts.jwksTimeoutMs !== undefined ? { timeoutMs: opts.jwksTimeoutMs } : {}),
+        ...(opts.jwksMaxAgeMs !== undefined ? { maxAgeMs: opts.jwksMaxAgeMs } : {}),
       })
     : null;
   const configured = secret !== null || publicKey !== null || jwks !== null;
