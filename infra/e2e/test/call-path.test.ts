@@ -28,7 +28,7 @@ const HOLD_UAS = 5087;
 const HOLD_REGISTRAR_CLIENT = 5088;
 const HOLD_MS = 3000;
 
-const JWT_SECRET = 'e2e-jwt-secret';
+const JWT_SECRET = 'e2e-jwt-secret-0123456789abcdef-e2e'; // >= 32 bytes, as the config requires
 const NOTIFY_SECRET = 'e2e-notify-secret';
 const IOS_TOKEN = (n: number) => String(n).padStart(2, '0').repeat(32);
 

@@ -65,4 +65,28 @@ describe('loadConfig', () => {
     expect(c.sipDomain).toBe('example.com');
     expect(c.fcm.apiUrl).toBe('http://127.0.0.1:1234');
   });
+
+  it('refuses a JWT_SECRET shorter than 32 bytes, counting bytes not characters', () => {
+    expect(() => loadConfig({ JWT_SECRET: 'dev-secret' })).toThrow(/JWT_SECRET must be at least 32 bytes/);
+    expect(() => loadConfig({ JWT_SECRET: 'x'.repeat(31) })).toThrow(ConfigError);
+    expect(loadConfig({ JWT_SECRET: 'x'.repeat(32) }).jwt.secret).toBe('x'.repeat(32));
+    // 16 two-byte characters are 32 bytes.
+    expect(loadConfig({ JWT_SECRET: 'é'.repeat(16) }).jwt.secret).toBe('é'.repeat(16));
+  });
+
+  it('takes JWT_JWKS_URL over https only', () => {
+    expect(loadConfig({ JWT_JWKS_URL: 'https://id.example.com/.well-known/jwks.json' }).jwt.jwksUrl).toBe('https://id.example.com/.well-known/jwks.json');
+    expect(loadConfig({}).jwt.jwksUrl).toBeNull();
+    expect(() => loadConfig({ JWT_JWKS_URL: 'http://id.example.com/jwks.json' })).toThrow(/JWT_JWKS_URL must be an https URL/);
+    expect(() => loadConfig({ JWT_JWKS_URL: 'not a url' })).toThrow(/JWT_JWKS_URL must be an https URL/);
+  });
+
+  it('defaults MAX_DEVICES_PER_USER to 10 and REGISTRATION_MAX_AGE_DAYS to 270, and checks their range', () => {
+    const c = loadConfig({});
+    expect(c.maxDevicesPerUser).toBe(10);
+    expect(c.registrationMaxAgeDays).toBe(270);
+    expect(loadConfig({ MAX_DEVICES_PER_USER: '3', REGISTRATION_MAX_AGE_DAYS: '30' })).toMatchObject({ maxDevicesPerUser: 3, registrationMaxAgeDays: 30 });
+    expect(() => loadConfig({ MAX_DEVICES_PER_USER: '0' })).toThrow(/MAX_DEVICES_PER_USER must be at least 1/);
+    expect(() => loadConfig({ REGISTRATION_MAX_AGE_DAYS: 'forever' })).toThrow(/REGISTRATION_MAX_AGE_DAYS must be a whole number/);
+  });
 });

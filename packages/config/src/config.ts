@@ -11,6 +11,8 @@ export interface Config {
     publicKeyPath: string | null;
     issuer: string | null;
     audience: string | null;
+    /** https:// JWKS of the apps' identity provider (RS256/ES256 tokens chosen by kid). */
+    jwksUrl: string | null;
   };
   sipDomain: string | null;
   callNotifySecret: string | null;
@@ -34,6 +36,10 @@ export interface Config {
   pushMaxAttempts: number;
   workerConcurrency: number;
   metricsPort: number;
+  /** Registering one more device evicts the JID's least recently updated registration. */
+  maxDevicesPerUser: number;
+  /** Registrations not updated for longer are deleted by the worker's daily clean-up. */
+  registrationMaxAgeDays: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -90,10 +96,21 @@ const schema = z.object({
   PORT: integer('PORT', 8443, 0, 65535),
   DATABASE_URL: url('DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/postgres', ['postgres:', 'postgresql:']),
   REDIS_URL: url('REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
-  JWT_SECRET: optional,
+  // HS256 with a short secret can be brute-forced offline from one captured token (RFC 7518
+  // §3.2 asks for a key at least as long as the hash: 32 bytes).
+  JWT_SECRET: optional.refine((v) => v === null || Buffer.byteLength(v, 'utf8') >= 32, 'JWT_SECRET must be at least 32 bytes (e.g. openssl rand -base64 32)'),
   JWT_PUBLIC_KEY_PATH: optional,
   JWT_ISSUER: optional,
   JWT_AUDIENCE: optional,
+  // https only: the key set decides who may register devices, so it must not be swappable in transit.
+  JWT_JWKS_URL: optional.refine((v) => {
+    if (v === null) return true;
+    try {
+      return new URL(v).protocol === 'https:';
+    } catch {
+      return false;
+    }
+  }, 'JWT_JWKS_URL must be an https URL'),
   SIP_DOMAIN: optional.transform((v) => v?.toLowerCase() ?? null),
   CALL_NOTIFY_SECRET: optional,
   CALL_NOTIFY_ALLOWED_CIDRS: optional
@@ -119,6 +136,8 @@ const schema = z.object({
   PUSH_MAX_ATTEMPTS: integer('PUSH_MAX_ATTEMPTS', 5, 1, 100),
   WORKER_CONCURRENCY: integer('WORKER_CONCURRENCY', 100, 1, 10000),
   METRICS_PORT: integer('METRICS_PORT', 9464, 0, 65535),
+  MAX_DEVICES_PER_USER: integer('MAX_DEVICES_PER_USER', 10, 1, 1000),
+  REGISTRATION_MAX_AGE_DAYS: integer('REGISTRATION_MAX_AGE_DAYS', 270, 1, 36500),
   LOG_LEVEL: withDefault('info').pipe(
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
       message: 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent',
@@ -137,7 +156,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     port: e.PORT,
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
-    jwt: { secret: e.JWT_SECRET, publicKeyPath: e.JWT_PUBLIC_KEY_PATH, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE },
+    jwt: { secret: e.JWT_SECRET, publicKeyPath: e.JWT_PUBLIC_KEY_PATH, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE, jwksUrl: e.JWT_JWKS_URL },
     sipDomain: e.SIP_DOMAIN,
     callNotifySecret: e.CALL_NOTIFY_SECRET,
     callNotifyAllowedCidrs: e.CALL_NOTIFY_ALLOWED_CIDRS,
@@ -155,6 +174,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     pushMaxAttempts: e.PUSH_MAX_ATTEMPTS,
     workerConcurrency: e.WORKER_CONCURRENCY,
     metricsPort: e.METRICS_PORT,
+    maxDevicesPerUser: e.MAX_DEVICES_PER_USER,
+    registrationMaxAgeDays: e.REGISTRATION_MAX_AGE_DAYS,
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -28,11 +28,24 @@ export interface RegistrationInput {
   app_id: string | null;
 }
 
+/** A registration removed to make room for a new device of the same JID (MAX_DEVICES_PER_USER). */
+export interface EvictedRegistration {
+  device_id: string;
+  platform: Platform;
+}
+
+export interface UpsertOptions {
+  /** At most this many devices per JID: a new one evicts the least recently updated (none when unset). */
+  maxDevices?: number;
+}
+
 const UNIQUE_VIOLATION = '23505';
 
 const DEADLOCK_DETECTED = '40P01';
 // Namespace of the per-token advisory locks (two-key locks never collide with one-key ones such as the migration lock).
 const TOKEN_LOCK_NAMESPACE = 0x7e11;
+// Namespace of the per-JID locks that serialise one user's registrations while the device cap is enforced.
+const JID_LOCK_NAMESPACE = 0x7e12;
 
 /**
  * Inserts or updates (jid, device_id) and takes the token away from any other row holding it,
@@ -40,11 +53,21 @@ const TOKEN_LOCK_NAMESPACE = 0x7e11;
  * lock on it: without it, N devices racing for one token each insert, and all but one hit the
  * unique index again and again. Two swaps crossing each other (A->X while B->Y, X holding B and
  * Y holding A) can still deadlock; Postgres aborts one and it simply runs again.
+ *
+ * With maxDevices, a new device beyond the cap evicts the JID's least recently updated rows in
+ * the same transaction. A lock on the JID, always taken before the token's (one order, so the two
+ * locks cannot deadlock each other), makes N devices of one user registering at once count one
+ * after the other instead of each seeing room for itself.
  */
-export async function upsertRegistration(db: Db, input: RegistrationInput): Promise<{ registration: Registration; created: boolean }> {
+export async function upsertRegistration(
+  db: Db,
+  input: RegistrationInput,
+  opts: UpsertOptions = {},
+): Promise<{ registration: Registration; created: boolean; evicted: EvictedRegistration[] }> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await timed(db, db.sql.begin(async (tx) => {
+        if (opts.maxDevices !== undefined) await tx`SELECT pg_advisory_xact_lock(${JID_LOCK_NAMESPACE}, hashtext(${input.jid}))`;
         await tx`SELECT pg_advisory_xact_lock(${TOKEN_LOCK_NAMESPACE}, hashtext(${`${input.platform}:${input.push_token}`}))`;
         await tx`
           DELETE FROM push_registrations
@@ -59,7 +82,19 @@ export async function upsertRegistration(db: Db, input: RegistrationInput): Prom
                 app_id = EXCLUDED.app_id, updated_at = now()
           RETURNING jid, device_id, platform, app_id, created_at, updated_at, (xmax = 0) AS created`;
         const { created, ...registration } = row!;
-        return { registration, created };
+        // Only a new device adds to the count; trimming to the cap also catches a cap lowered since.
+        const evicted =
+          created && opts.maxDevices !== undefined
+            ? await tx<EvictedRegistration[]>`
+                DELETE FROM push_registrations
+                WHERE jid = ${input.jid} AND device_id IN (
+                  SELECT device_id FROM push_registrations
+                  WHERE jid = ${input.jid} AND device_id <> ${input.device_id}
+                  ORDER BY updated_at DESC, device_id
+                  OFFSET ${opts.maxDevices - 1})
+                RETURNING device_id, platform`
+            : [];
+        return { registration, created, evicted: [...evicted] };
       }));
     } catch (err) {
       const code = (err as { code?: string }).code;
@@ -77,14 +112,45 @@ export async function deleteRegistration(db: Db, jid: string, deviceId: string):
 
 /**
  * The worker's purge after Apple or Google rejected a token: only if the row still holds that
- * token, so a device that re-registered a fresh token meanwhile keeps it.
+ * token, so a device that re-registered a fresh token meanwhile keeps it. With updatedBefore
+ * (APNs 410's timestamp), only if the row was last updated before it: a device that registered
+ * the same token again after Apple stopped accepting it has a valid token again.
  */
-export async function deleteRegistrationIfToken(db: Db, jid: string, deviceId: string, pushToken: string): Promise<boolean> {
+export async function deleteRegistrationIfToken(
+  db: Db,
+  jid: string,
+  deviceId: string,
+  pushToken: string,
+  opts: { updatedBefore?: Date } = {},
+): Promise<boolean> {
   const result = await timed(
     db,
-    db.sql`DELETE FROM push_registrations WHERE jid = ${jid} AND device_id = ${deviceId} AND push_token = ${pushToken}`,
+    opts.updatedBefore
+      ? db.sql`DELETE FROM push_registrations WHERE jid = ${jid} AND device_id = ${deviceId} AND push_token = ${pushToken}
+                 AND updated_at < ${opts.updatedBefore}`
+      : db.sql`DELETE FROM push_registrations WHERE jid = ${jid} AND device_id = ${deviceId} AND push_token = ${pushToken}`,
   );
   return result.count > 0;
+}
+
+/**
+ * The clean-up of registrations nobody refreshed for maxAgeDays, in batches so no statement
+ * outlives the query timeout however many rows expired at once. Returns how many were deleted.
+ */
+export async function deleteRegistrationsNotUpdatedSince(db: Db, maxAgeDays: number, batchSize = 1000): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const result = await timed(
+      db,
+      db.sql`
+        DELETE FROM push_registrations WHERE (jid, device_id) IN (
+          SELECT jid, device_id FROM push_registrations
+          WHERE updated_at < now() - make_interval(days => ${maxAgeDays})
+          LIMIT ${batchSize})`,
+    );
+    total += result.count;
+    if (result.count < batchSize) return total;
+  }
 }
 
 /**

@@ -37,7 +37,8 @@ export function writeTestApnsKey(dir: string, ids: { keyId?: string; teamId?: st
 /** What the stand-in should do with a request. The last answer of a list repeats. */
 export type ApnsAnswer =
   | { status: 200; delayMs?: number }
-  | { status: number; reason: string; retryAfter?: string; delayMs?: number }
+  /** timestamp: the epoch ms a 410 body carries (default: the time of the answer). */
+  | { status: number; reason: string; retryAfter?: string; delayMs?: number; timestamp?: number }
   /** Never answer this stream (until close). */
   | { hang: true }
   /** Reset this stream, or tear down the whole HTTP/2 session (dropped connection). */
@@ -80,9 +81,9 @@ export interface ApnsStandIn {
   close(): Promise<void>;
 }
 
-/** Epoch-ms timestamp in Apple's 410 body ("the last time the token was valid"). */
+/** Epoch-ms timestamp in Apple's 410 body: when APNs found the token no longer valid. */
 function unregisteredTimestamp(): number {
-  return Date.now() - 60_000;
+  return Date.now();
 }
 
 function decodeJwt(jwt: string, key: TestApnsKey): { claims: ApnsRecordedRequest['jwtClaims']; problem: string | null } {
@@ -163,10 +164,10 @@ export async function startApnsStandIn(opts: ApnsStandInOptions): Promise<ApnsSt
     return list.length > 1 ? list.shift()! : list[0]!;
   };
 
-  const reply = (res: Http2ServerResponse, status: number, reason?: string, extra: Record<string, string> = {}) => {
+  const reply = (res: Http2ServerResponse, status: number, reason?: string, extra: Record<string, string> = {}, timestamp?: number) => {
     res.writeHead(status, { 'apns-id': crypto.randomUUID(), ...(reason ? { 'content-type': 'application/json' } : {}), ...extra });
     if (!reason) return res.end();
-    res.end(JSON.stringify(status === 410 ? { reason, timestamp: unregisteredTimestamp() } : { reason }));
+    res.end(JSON.stringify(status === 410 ? { reason, timestamp: timestamp ?? unregisteredTimestamp() } : { reason }));
   };
 
   const server = createSecureServer({ ...testServerTls(), allowHTTP1: false });
@@ -223,11 +224,11 @@ export async function startApnsStandIn(opts: ApnsStandInOptions): Promise<ApnsSt
         else req.stream.close(2); // INTERNAL_ERROR
         return;
       }
-      const a = answer as { status: number; reason?: string; retryAfter?: string; delayMs?: number };
+      const a = answer as { status: number; reason?: string; retryAfter?: string; delayMs?: number; timestamp?: number };
       const send = () => {
         if (res.stream.destroyed) return;
         if (a.status === 200) reply(res, 200);
-        else reply(res, a.status, a.reason, a.retryAfter ? { 'retry-after': a.retryAfter } : {});
+        else reply(res, a.status, a.reason, a.retryAfter ? { 'retry-after': a.retryAfter } : {}, a.timestamp);
       };
       if (a.delayMs) setTimeout(send, a.delayMs);
       else send();

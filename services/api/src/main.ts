@@ -16,10 +16,10 @@ try {
   process.stderr.write(`api: invalid configuration: ${err.message}\n`);
   process.exit(78); // EX_CONFIG, as for any other bad setting
 }
-const verifier = createJwtVerifier(config.jwt, publicKey);
+const verifier = createJwtVerifier(config.jwt, publicKey, { log });
 if (!verifier.configured) {
   // call-notify must work from a fresh clone, so this is not fatal; register/deregister answer 401.
-  log.error('Neither JWT_SECRET nor JWT_PUBLIC_KEY_PATH is set: push registration is disabled (401 jwt_not_configured)');
+  log.error('Neither JWT_SECRET, JWT_PUBLIC_KEY_PATH nor JWT_JWKS_URL is set: push registration is disabled (401 jwt_not_configured)');
 }
 
 const service = createApiService(config, { log, verifier, metrics: createApiMetrics({ defaultMetrics: true }) });

@@ -51,7 +51,7 @@ export function createApiService(config: Config, opts: ApiServiceOptions): ApiSe
     config,
     db,
     log,
-    verifier: opts.verifier ?? createJwtVerifier(config.jwt, null),
+    verifier: opts.verifier ?? createJwtVerifier(config.jwt, null, { log }),
     metrics: opts.metrics ?? createApiMetrics(),
     dependencyTimeoutMs,
     isMigrated: migrations?.isMigrated ?? opts.isMigrated ?? (() => true),

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import jwt from 'jsonwebtoken';
 import { loadConfig } from '@veil/config/config';
@@ -65,7 +67,8 @@ describe('HS256 (JWT_SECRET)', () => {
     ['wrong audience', () => ({ token: good({ jid: 'alice@example.com' }, { audience: 'someone-else' }) }), 'invalid_token'],
     ['no issuer at all', () => ({ token: hsToken({ jid: 'alice@example.com' }, { audience: 'veil-push' }) }), 'invalid_token'],
     ['no jid or sub claim', () => ({ token: good({ name: 'alice' }) }), 'invalid_token'],
-    ['RS256 token while only HS256 is configured', () => ({ token: jwt.sign({ jid: 'alice@example.com' }, rsa.privatePem, { algorithm: 'RS256', issuer: 'https://id.example.com', audience: 'veil-push' }) }), 'invalid_token'],
+    ['RS256 token while only HS256 is configured', () => ({ token: jwt.sign({ jid: 'alice@example.com' }, rsa.privatePem, { algorithm: 'RS256', expiresIn: '5m', issuer: 'https://id.example.com', audience: 'veil-push' }) }), 'invalid_token'],
+    ['no exp claim', () => ({ token: jwt.sign({ jid: 'alice@example.com' }, JWT_SECRET, { algorithm: 'HS256', issuer: 'https://id.example.com', audience: 'veil-push' }) }), 'invalid_token'],
   ];
   it.each(failures)('%s -> 401, nothing written', async (_name, init, code) => {
     const before = await count();
@@ -116,11 +119,25 @@ describe('RS256 / ES256 (JWT_PUBLIC_KEY_PATH)', () => {
     }
   });
 
+  it('RS256 and ES256 tokens without exp -> 401, nothing written', async () => {
+    for (const [pair, algorithm] of [[rsa, 'RS256'], [ec, 'ES256']] as const) {
+      const api = await appWith({ JWT_PUBLIC_KEY_PATH: pair.publicPath });
+      try {
+        const before = await count();
+        const res = await register(api, { token: jwt.sign({ jid: 'alice@example.com' }, pair.privatePem, { algorithm }) });
+        expect(res).toMatchObject({ status: 401, body: { error: { code: 'invalid_token', message: 'token has no exp claim' } } });
+        expect(await count()).toBe(before);
+      } finally {
+        await api.close();
+      }
+    }
+  });
+
   it('a token from another RSA key -> 401; alg none -> 401', async () => {
     const api = await appWith({ JWT_PUBLIC_KEY_PATH: rsa.publicPath });
     try {
       const other = writeKeyPair('rsa');
-      const token = jwt.sign({ jid: 'alice@example.com' }, other.privatePem, { algorithm: 'RS256' });
+      const token = jwt.sign({ jid: 'alice@example.com' }, other.privatePem, { algorithm: 'RS256', expiresIn: '5m' });
       expect((await register(api, { token })).status).toBe(401);
       expect((await register(api, { token: noneToken({ jid: 'alice@example.com' }) })).status).toBe(401);
     } finally {
@@ -132,10 +149,10 @@ describe('RS256 / ES256 (JWT_PUBLIC_KEY_PATH)', () => {
     const api = await appWith({ JWT_PUBLIC_KEY_PATH: rsa.publicPath, JWT_SECRET });
     try {
       expect((await register(api, { token: hsToken({ jid: 'alice@example.com' }) })).status).toBe(201);
-      const rs = jwt.sign({ jid: 'alice@example.com' }, rsa.privatePem, { algorithm: 'RS256' });
+      const rs = jwt.sign({ jid: 'alice@example.com' }, rsa.privatePem, { algorithm: 'RS256', expiresIn: '5m' });
       expect((await register(api, { token: rs })).status).toBe(201);
       // An ES256 header is not among the pinned algorithms of an RSA key.
-      const es = jwt.sign({ jid: 'alice@example.com' }, ec.privatePem, { algorithm: 'ES256' });
+      const es = jwt.sign({ jid: 'alice@example.com' }, ec.privatePem, { algorithm: 'ES256', expiresIn: '5m' });
       expect((await register(api, { token: es })).status).toBe(401);
     } finally {
       await api.close();
@@ -161,6 +178,24 @@ describe('loadJwtPublicKey refuses a bad key file (main exits 78 on it: startup.
     const path = `${rsa.publicPath}.broken`;
     writeFileSync(path, '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n');
     expect(() => loadJwtPublicKey(path)).toThrow(/not a PEM public key/);
+  });
+});
+
+describe('JWT configuration problems stop the api at start (exit 78, one line)', () => {
+  const main = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+  const start = (env: Record<string, string>) =>
+    spawnSync(process.execPath, ['--import', 'tsx', main], { env: { PATH: process.env.PATH, ...env }, encoding: 'utf8', timeout: 20_000 });
+
+  it('a JWT_SECRET shorter than 32 bytes', () => {
+    const run = start({ JWT_SECRET: 'dev-secret' });
+    expect(run.status).toBe(78);
+    expect(run.stderr.trim().split('\n')).toEqual(['api: invalid configuration: JWT_SECRET must be at least 32 bytes (e.g. openssl rand -base64 32)']);
+  });
+
+  it('a JWT_JWKS_URL that is not https', () => {
+    const run = start({ JWT_JWKS_URL: 'http://id.example.com/jwks.json' });
+    expect(run.status).toBe(78);
+    expect(run.stderr.trim().split('\n')).toEqual(['api: invalid configuration: JWT_JWKS_URL must be an https URL']);
   });
 });
 

@@ -45,6 +45,11 @@ export function createWorkerMetrics() {
       labelNames: ['platform'] as const,
       registers: [registry],
     }),
+    registrationsExpired: new Counter({
+      name: 'veil_worker_registrations_expired_total',
+      help: 'Registrations deleted because they were not updated for REGISTRATION_MAX_AGE_DAYS',
+      registers: [registry],
+    }),
     expired: new Counter({
       name: 'veil_worker_pushes_expired_total',
       help: 'Pushes dropped unsent, or retries not made, because the call is older than PUSH_TTL_SECONDS',

@@ -99,8 +99,10 @@ export function createPushProcessor(deps: ProcessorDeps) {
     if (platform === 'ios') log.warn(`APNs rejected push: ${reason}`, { reason });
     else log.warn('FCM token unregistered', { reason });
     try {
-      // Only if the row still holds this token: a device that re-registered meanwhile keeps its new one.
-      const purged = await deleteRegistrationIfToken(deps.db, push.jid, push.device_id, push.push_token);
+      // Only if the row still holds this token: a device that re-registered meanwhile keeps its new
+      // one; and, when APNs says since when the token is invalid, only if not registered again since.
+      const updatedBefore = result.unregisteredAt !== undefined ? { updatedBefore: new Date(result.unregisteredAt) } : {};
+      const purged = await deleteRegistrationIfToken(deps.db, push.jid, push.device_id, push.push_token, updatedBefore);
       if (purged) deps.metrics.purges.inc({ platform });
       log.info(purged ? 'Registration purged' : 'Registration already re-registered or gone; nothing purged', { purged });
     } catch (err) {

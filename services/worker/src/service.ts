@@ -8,6 +8,7 @@ import { createQueueProbe } from './queue-probe.ts';
 import { createProvidersFromConfig } from './providers/from-config.ts';
 import type { PushProvider } from './providers/types.ts';
 import { startPushWorkers, type PushWorkers } from './push-workers.ts';
+import { startRegistrationExpiry } from './registration-expiry.ts';
 
 export interface WorkerServiceOptions {
   log: Logger;
@@ -47,6 +48,7 @@ export function createWorkerService(config: Config, opts: WorkerServiceOptions):
   const db = opts.db ?? createDb({ url: config.databaseUrl, max: 4 });
   let workers: PushWorkers | null = null;
   let metricsServer: { close(): Promise<void> } | null = null;
+  let expiry: { close(): Promise<void> } | null = null;
 
   const startWorkers = () => (workers ??= startPushWorkers({ config, providers, db, log, metrics }));
   return {
@@ -59,11 +61,14 @@ export function createWorkerService(config: Config, opts: WorkerServiceOptions):
       const server = await startMetricsServer(metrics, config.metricsPort, { probe });
       metricsServer = server;
       startWorkers();
+      // Hourly clean-up of stale registrations; one run per period across all worker processes.
+      expiry = startRegistrationExpiry({ config, db, log, metrics, queueBase: config.pushQueue });
       return server.port;
     },
     startWorkers,
     async destroy() {
       await workers?.close();
+      await expiry?.close();
       await Promise.all([providers.ios?.close(), providers.android?.close()]);
       if (!opts.db) await db.close();
       await metricsServer?.close();

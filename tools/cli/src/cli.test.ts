@@ -9,6 +9,7 @@ import { upsertRegistration } from '@veil/db/registrations';
 import { tokenHash } from '@veil/log/token-hash';
 import { runCli } from './cli.ts';
 
+const DEV_SECRET = 'dev-secret-0123456789abcdef-local';
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 function capture() {
@@ -29,9 +30,9 @@ function capture() {
 describe('veil token', () => {
   it('mints an HS256 JWT for the JID that verifies with JWT_SECRET and expires with --ttl', async () => {
     const io = capture();
-    const code = await runCli(['token', 'alice@example.com', '--ttl', '15m'], { env: { JWT_SECRET: 'dev-secret', JWT_ISSUER: 'veil' }, ...io });
+    const code = await runCli(['token', 'alice@example.com', '--ttl', '15m'], { env: { JWT_SECRET: DEV_SECRET, JWT_ISSUER: 'veil' }, ...io });
     expect(code).toBe(0);
-    const claims = jwt.verify(io.stdout.trim(), 'dev-secret', { algorithms: ['HS256'], issuer: 'veil' }) as jwt.JwtPayload;
+    const claims = jwt.verify(io.stdout.trim(), DEV_SECRET, { algorithms: ['HS256'], issuer: 'veil' }) as jwt.JwtPayload;
     expect(claims.jid).toBe('alice@example.com');
     expect(claims.sub).toBe('alice@example.com');
     expect(claims.exp! - claims.iat!).toBe(15 * 60);
@@ -46,14 +47,21 @@ describe('veil token', () => {
 
   it('rejects a malformed --ttl and a missing JID as usage errors', async () => {
     const io = capture();
-    expect(await runCli(['token', 'alice@example.com', '--ttl', 'soon'], { env: { JWT_SECRET: 's' }, ...io })).toBe(2);
-    expect(await runCli(['token'], { env: { JWT_SECRET: 's' }, ...io })).toBe(2);
+    expect(await runCli(['token', 'alice@example.com', '--ttl', 'soon'], { env: { JWT_SECRET: DEV_SECRET }, ...io })).toBe(2);
+    expect(await runCli(['token'], { env: { JWT_SECRET: DEV_SECRET }, ...io })).toBe(2);
     expect(io.stdout).toBe('');
+  });
+
+  it('refuses a JWT_SECRET shorter than 32 bytes as invalid configuration (exit 78)', async () => {
+    const io = capture();
+    expect(await runCli(['token', 'alice@example.com'], { env: { JWT_SECRET: 'dev-secret' }, ...io })).toBe(78);
+    expect(io.stdout).toBe('');
+    expect(io.stderr).toMatch(/JWT_SECRET must be at least 32 bytes/);
   });
 
   it('reports invalid configuration with exit code 78', async () => {
     const io = capture();
-    expect(await runCli(['token', 'a@b'], { env: { JWT_SECRET: 's', PORT: 'eighty' }, ...io })).toBe(78);
+    expect(await runCli(['token', 'a@b'], { env: { JWT_SECRET: DEV_SECRET, PORT: 'eighty' }, ...io })).toBe(78);
     expect(io.stderr).toMatch(/PORT must be a whole number/);
   });
 });

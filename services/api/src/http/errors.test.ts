@@ -10,6 +10,6 @@ describe('error codes', () => {
   it('every code is a client (4xx) or server (5xx) error, and every 5xx is one of the few documented ones', () => {
     for (const status of Object.values(ERROR_STATUS)) expect(status >= 400 && status < 600).toBe(true);
     const server = Object.entries(ERROR_STATUS).filter(([, s]) => s >= 500).map(([c]) => c).sort();
-    expect(server).toEqual(['database_unavailable', 'internal_error', 'not_ready', 'queue_unavailable']);
+    expect(server).toEqual(['database_unavailable', 'internal_error', 'jwks_unavailable', 'not_ready', 'queue_unavailable']);
   });
 });

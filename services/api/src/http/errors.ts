@@ -25,6 +25,7 @@ export const ERROR_STATUS = {
   internal_error: 500,
   database_unavailable: 503,
   queue_unavailable: 503,
+  jwks_unavailable: 503,
   not_ready: 503,
 } as const satisfies Record<string, number>;
 

@@ -8,7 +8,7 @@ import { obliterateQueue, TEST_REDIS_URL, testQueueName } from '@veil/testkit/qu
 import type { JwtVerifier } from '../../src/http/auth.ts';
 import { createApiService } from '../../src/service.ts';
 
-export const JWT_SECRET = 'test-secret-0123456789abcdef';
+export const JWT_SECRET = 'test-secret-0123456789abcdef-0123456789'; // >= 32 bytes, as the config requires
 
 export interface RunningApi {
   url: string;

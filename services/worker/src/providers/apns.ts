@@ -87,8 +87,9 @@ export function createApnsProvider(opts: ApnsProviderOptions): PushProvider {
         return 'delivered';
       }
       let reason: string | null = null;
+      let timestamp: unknown;
       try {
-        reason = ((await res.body.json()) as { reason?: string }).reason ?? null;
+        ({ reason = null, timestamp } = (await res.body.json()) as { reason?: string; timestamp?: unknown });
       } catch {
         // an error without a JSON body is classified by status alone
       }
@@ -96,7 +97,8 @@ export function createApnsProvider(opts: ApnsProviderOptions): PushProvider {
       const label = `${res.statusCode} ${reason ?? ''}`.trim();
       switch (action) {
         case 'token-invalid':
-          return { tokenInvalid: reason ?? String(res.statusCode) };
+          // 410 says since when the token is invalid; a re-registration after that keeps the row.
+          return { tokenInvalid: reason ?? String(res.statusCode), ...(typeof timestamp === 'number' && Number.isFinite(timestamp) ? { unregisteredAt: timestamp } : {}) };
         case 'renew-provider-token':
           opts.providerToken.renew(jwt);
           throw new RetryableError(`APNs ${label}`);

@@ -5,7 +5,10 @@ import type { PushJob } from '@veil/queue/contracts';
  * nothing to retry), so it is returned; everything else that is not delivery is thrown as a
  * RetryableError or a PermanentError.
  */
-export type SendResult = 'delivered' | { tokenInvalid: string };
+export type SendResult =
+  | 'delivered'
+  /** unregisteredAt: APNs 410's `timestamp` (epoch ms), when Apple found the token invalid. */
+  | { tokenInvalid: string; unregisteredAt?: number };
 
 export interface PushProvider {
   send(push: PushJob): Promise<SendResult>;

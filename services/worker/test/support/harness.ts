@@ -20,6 +20,7 @@ import { createFcmProvider } from '../../src/providers/fcm.ts';
 import { FcmAccessToken, loadFcmServiceAccount, type FcmAccessTokenOptions } from '../../src/providers/fcm-access-token.ts';
 import type { PushWorkers } from '../../src/push-workers.ts';
 import { createWorkerService, type WorkerService, type WorkerServiceOptions } from '../../src/service.ts';
+import { maintenanceQueueName } from '../../src/registration-expiry.ts';
 
 export { TEST_BUNDLE_ID as BUNDLE_ID } from '@veil/testkit/stand-in-env';
 
@@ -199,6 +200,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       connection.disconnect();
       if (redisUrl === TEST_REDIS_URL) {
         await Promise.all([obliterateQueue(pushQueueName(queueBase, 'ios')), obliterateQueue(pushQueueName(queueBase, 'android'))]);
+        // A spawned worker process also scheduled its registration clean-up on the test's base.
+        await obliterateQueue(maintenanceQueueName(queueBase));
       }
       await Promise.all([apns.close(), fcm.close()]);
       await db.drop();

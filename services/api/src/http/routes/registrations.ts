@@ -20,7 +20,11 @@ export function registrationRoutes(ctx: AppContext): Router {
   router.post('/api/v1/push/register', auth, jsonBody, migrated, async (req, res) => {
     const body = parseBody(registerSchema, req.body);
     assertOwner(res.locals.identity as ClientIdentity, body.jid);
-    const { registration, created } = await upsertRegistration(ctx.db, body);
+    const maxDevices = ctx.config.maxDevicesPerUser;
+    const { registration, created, evicted } = await upsertRegistration(ctx.db, body, { maxDevices });
+    for (const gone of evicted) {
+      ctx.log.info({ jid: body.jid, device_id: gone.device_id, platform: gone.platform, max_devices: maxDevices }, 'Registration evicted');
+    }
     ctx.log.info(
       { jid: body.jid, device_id: body.device_id, platform: body.platform, token_hash: tokenHash(body.push_token), created },
       created ? 'Push registration created' : 'Push registration updated',
