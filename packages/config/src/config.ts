@@ -30,6 +30,8 @@ export interface Config {
   };
   pushTtlSeconds: number;
   pushMaxAttempts: number;
+  /** iOS missed-call alerts (worker): the alert's title, and how long Apple keeps it for an offline phone. */
+  missedCall: { title: string; ttlSeconds: number };
   workerConcurrency: number;
   metricsPort: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -113,6 +115,9 @@ const schema = z.object({
   FCM_API_URL: url('FCM_API_URL', 'https://fcm.googleapis.com', ['https:', 'http:']).transform((v) => v.replace(/\/+$/, '')),
   PUSH_TTL_SECONDS: integer('PUSH_TTL_SECONDS', 30, 1, 3600),
   PUSH_MAX_ATTEMPTS: integer('PUSH_MAX_ATTEMPTS', 5, 1, 100),
+  MISSED_CALL_TITLE: withDefault('Missed call').refine((v) => v.length <= 128, 'MISSED_CALL_TITLE must be at most 128 characters'),
+  // Apple keeps a push for at most about a month; 0 would mean "deliver now or never".
+  MISSED_CALL_TTL_SECONDS: integer('MISSED_CALL_TTL_SECONDS', 86400, 0, 30 * 86400),
   WORKER_CONCURRENCY: integer('WORKER_CONCURRENCY', 100, 1, 10000),
   METRICS_PORT: integer('METRICS_PORT', 9464, 0, 65535),
   LOG_LEVEL: withDefault('info').pipe(
@@ -148,6 +153,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     fcm: { serviceAccountPath: e.FCM_SERVICE_ACCOUNT_PATH, apiUrl: e.FCM_API_URL },
     pushTtlSeconds: e.PUSH_TTL_SECONDS,
     pushMaxAttempts: e.PUSH_MAX_ATTEMPTS,
+    missedCall: { title: e.MISSED_CALL_TITLE, ttlSeconds: e.MISSED_CALL_TTL_SECONDS },
     workerConcurrency: e.WORKER_CONCURRENCY,
     metricsPort: e.METRICS_PORT,
     logLevel: e.LOG_LEVEL,

@@ -6,7 +6,11 @@ import type { Logger } from '@veil/log/logger';
 import type { PushQueues } from './enqueue.ts';
 import { createJwtVerifier, type JwtVerifier } from './http/auth.ts';
 import { createErrorHandler, notFound } from './http/errors.ts';
+import type { CallState } from '@veil/queue/call-state';
+import { callEndedRoutes } from './http/routes/call-ended.ts';
 import { callNotifyRoutes } from './http/routes/call-notify.ts';
+import { callRoutes } from './http/routes/calls.ts';
+import { registeredRoutes } from './http/routes/registered.ts';
 import { healthRoutes } from './http/routes/health.ts';
 import { metricsRoutes } from './http/routes/metrics.ts';
 import { registrationRoutes } from './http/routes/registrations.ts';
@@ -23,6 +27,8 @@ export interface AppDeps {
   /** Built by main from the key file; tests may pass their own. Defaults to JWT_SECRET only. */
   verifier?: JwtVerifier;
   metrics?: ApiMetrics;
+  /** Per-call push state and pending wakes in Redis (the producer connection). */
+  callState: CallState;
   /** Bound on Redis/Postgres checks and enqueueing; 503 comes well inside the SPEC's 2 s. */
   dependencyTimeoutMs?: number;
   /**
@@ -71,11 +77,15 @@ export function createApp(deps: AppDeps): Express {
 
   // The hot route first: every router mounted before it is traversed on each webhook.
   app.use(
-    callNotifyRoutes({ config, db: deps.db, queues: deps.queues, redis: deps.redis, redisWatchdog, isMigrated, log, metrics, enqueueTimeoutMs: timeoutMs }),
+    callNotifyRoutes({ config, db: deps.db, queues: deps.queues, redis: deps.redis, redisWatchdog, callState: deps.callState, isMigrated, log, metrics, enqueueTimeoutMs: timeoutMs }),
   );
+  const internal = { config, redis: deps.redis, redisWatchdog, callState: deps.callState, log, metrics };
+  app.use(callEndedRoutes({ ...internal, queues: deps.queues, enqueueTimeoutMs: timeoutMs }));
+  app.use(registeredRoutes({ ...internal, db: deps.db, isMigrated }));
   app.use(healthRoutes({ db: deps.db, redis: deps.redis, redisWatchdog, isMigrated, timeoutMs }));
   app.use(metricsRoutes({ config, metrics }));
   app.use(registrationRoutes({ db: deps.db, verifier, isMigrated, log }));
+  app.use(callRoutes({ redis: deps.redis, redisWatchdog, callState: deps.callState, verifier }));
   app.use(notFound);
   app.use(createErrorHandler(log));
   return app;

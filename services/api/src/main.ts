@@ -5,12 +5,14 @@ import { loadConfigOrExit } from '@veil/config/config';
 import { createDb } from '@veil/db/client';
 import { createLogger } from '@veil/log/logger';
 import { PUSH_QUEUE, pushQueueName } from '@veil/queue/contracts';
+import { createCallState } from '@veil/queue/call-state';
 import { createRedis } from '@veil/queue/redis';
 import { createApp } from './app.ts';
 import { createJwtVerifier, JwtKeyError, loadJwtPublicKey } from './http/auth.ts';
 import { createApiMetrics } from './metrics.ts';
 import { startMigrationLoop } from './migration-loop.ts';
 import { waitForRedisReady } from './redis-ready.ts';
+import { startUnansweredSweeper } from './unanswered-sweeper.ts';
 
 // Composition root: config -> logger -> db (+ background migrations) -> redis -> queues -> app -> listen.
 const config = loadConfigOrExit(process.env, 'api');
@@ -59,6 +61,10 @@ for (const q of Object.values(queues)) q.on('error', () => {}); // already logge
 // anyway (readyz says 503 until it is back).
 await Promise.all([waitForRedisReady(redis, 3000), Promise.race([migrations.firstAttempt, sleep(3000)])]);
 
+const callState = createCallState(redis, { base: PUSH_QUEUE, ttlSeconds: config.pushTtlSeconds });
+const metrics = createApiMetrics({ defaultMetrics: true });
+const sweeper = startUnansweredSweeper({ db, callState, metrics, log, isReady: () => migrations.isMigrated() && redis.status === 'ready' });
+
 const app = createApp({
   config,
   db,
@@ -66,7 +72,8 @@ const app = createApp({
   queues,
   log,
   verifier,
-  metrics: createApiMetrics({ defaultMetrics: true }),
+  metrics,
+  callState,
   isMigrated: migrations.isMigrated,
 });
 const server = app.listen(config.port, () => {
@@ -82,6 +89,7 @@ async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   migrations.stop();
+  sweeper.stop();
   log.info({ signal }, 'Shutting down: finishing in-flight requests');
   // Stop accepting; close() resolves once in-flight requests have answered. Idle keep-alive
   // sockets would hold it open, so they go now; a hard stop after 10 s bounds the whole thing.

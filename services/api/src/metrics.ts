@@ -5,6 +5,10 @@ export interface ApiMetrics {
   httpRequests: Histogram<'method' | 'route' | 'status'>;
   callNotify: Counter<'outcome'>;
   jobsEnqueued: Counter<'platform'>;
+  callEnded: Counter<'outcome'>;
+  wakeSeconds: Histogram<'platform'>;
+  wakesUnattributed: Counter;
+  unanswered: Counter<'platform'>;
 }
 
 /** One registry per app instance: tests build many apps in one process, so no global default registry. */
@@ -29,6 +33,30 @@ export function createApiMetrics(opts: { defaultMetrics?: boolean } = {}): ApiMe
     jobsEnqueued: new Counter({
       name: 'veil_api_push_jobs_enqueued_total',
       help: 'Push jobs handed to Redis, by platform (deduplicated retries included)',
+      labelNames: ['platform'],
+      registers: [registry],
+    }),
+    callEnded: new Counter({
+      name: 'veil_api_call_ended_total',
+      help: 'call-ended requests by outcome (ended, nothing_to_end, unavailable)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    wakeSeconds: new Histogram({
+      name: 'veil_push_wake_seconds',
+      help: 'From Apple or Google accepting a call push to the REGISTER that proved the phone woke',
+      labelNames: ['platform'],
+      buckets: [0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60],
+      registers: [registry],
+    }),
+    wakesUnattributed: new Counter({
+      name: 'veil_push_wakes_unattributed_total',
+      help: 'REGISTERs after a push that named none of the pushed devices while several were pushed',
+      registers: [registry],
+    }),
+    unanswered: new Counter({
+      name: 'veil_push_unanswered_total',
+      help: 'Accepted call pushes with no REGISTER within PUSH_TTL_SECONDS',
       labelNames: ['platform'],
       registers: [registry],
     }),

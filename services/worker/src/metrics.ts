@@ -1,6 +1,6 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export type PushOutcome = 'delivered' | 'token_invalid' | 'retryable_error' | 'permanent_error' | 'not_configured' | 'expired';
+export type PushOutcome = 'delivered' | 'token_invalid' | 'retryable_error' | 'permanent_error' | 'not_configured' | 'expired' | 'withdrawn';
 
 /** One registry per process (never prom-client's global), so tests can run several workers. */
 export function createWorkerMetrics() {

@@ -1,9 +1,11 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Db } from '@veil/db/client';
-import { deleteRegistrationIfToken } from '@veil/db/registrations';
+import { clearAlertTokenIfToken, deleteRegistrationIfToken } from '@veil/db/registrations';
+import { recordPushAccepted } from '@veil/db/wakes';
+import type { CallState, EndedDevice } from '@veil/queue/call-state';
 import type { Logger } from '@veil/log/logger';
 import { tokenHash } from '@veil/log/token-hash';
-import { pushJobSchema, type PushJob, type PushPlatform } from '@veil/queue/contracts';
+import { pushJobSchema, type CallEndReason, type PushJob, type PushPlatform } from '@veil/queue/contracts';
 import type { WorkerMetrics, PushOutcome } from './metrics.ts';
 import { PermanentError, RetryableError, type PushProvider } from './providers/types.ts';
 
@@ -13,13 +15,17 @@ export interface ProcessorDeps {
   db: Db;
   log: Logger;
   metrics: WorkerMetrics;
+  /** Per-call push state (withdrawal, "call ended" after acceptance, pending wakes). */
+  callState: CallState;
+  /** Queues the "call ended" message of a device whose push was accepted after the call ended. */
+  queueCallEnded(device: EndedDevice, callId: string, reason: CallEndReason): Promise<void>;
   now?: () => number;
 }
 
 const PROVIDER_NAME: Record<PushPlatform, 'APNs' | 'FCM'> = { ios: 'APNs', android: 'FCM' };
 
 /** What one job came to; BullMQ stores it as the job's return value. */
-export type ProcessResult = Exclude<PushOutcome, 'retryable_error' | 'permanent_error'>;
+export type ProcessResult = Exclude<PushOutcome, 'retryable_error' | 'permanent_error'> | 'duplicate';
 
 /**
  * One job = one push to one device: check it is still worth sending, send it, and act on the
@@ -73,6 +79,23 @@ export function createPushProcessor(deps: ProcessorDeps) {
       return 'not_configured';
     }
 
+    const isCall = push.kind === 'call';
+    const settle = (outcome: 'accepted' | 'retry' | 'failed') =>
+      deps.callState.settlePush(push.call_id, push.jid, push.device_id, outcome, platform, now());
+    if (isCall) {
+      // Atomic with call-ended: either this push is withdrawn now, or call-ended sees it in flight.
+      const verdict = await deps.callState.startPush(push.call_id, push.jid, push.device_id);
+      if (verdict === 'withdrawn') {
+        count('withdrawn', false);
+        log.info('Push withdrawn: the call ended before it was sent');
+        return 'withdrawn';
+      }
+      if (verdict === 'done') {
+        log.info('Push already accepted for this call; not sent again');
+        return 'duplicate';
+      }
+    }
+
     let result;
     try {
       result = await provider.send(push);
@@ -80,25 +103,53 @@ export function createPushProcessor(deps: ProcessorDeps) {
       if (err instanceof RetryableError) {
         count('retryable_error', true);
         log.warn(`${name} push failed, retryable: ${err.message}`, { reason: err.message, retry_after_ms: err.retryAfterMs });
+        if (isCall && (await settle('retry')).action === 'withdrawn') {
+          count('withdrawn', false);
+          log.info('Push withdrawn: the call ended before it was sent');
+          return 'withdrawn';
+        }
         throw err;
       }
       count('permanent_error', true);
       const reason = err instanceof PermanentError ? err.message : `unexpected error: ${(err as Error).message}`;
       log.error(`${name} push failed: ${reason}`, { reason });
+      if (isCall) await settle('failed');
       throw new UnrecoverableError(reason);
     }
 
     if (result === 'delivered') {
       count('delivered', true);
+      if (!isCall) {
+        log.info(platform === 'ios' ? 'Missed-call alert delivered' : 'Call ended message delivered', { reason: push.reason });
+        return 'delivered';
+      }
       log.info(`${name} push delivered`);
+      const acceptedAt = now();
+      const settled = await settle('accepted');
+      if (settled.action === 'notify') {
+        // call-ended arrived while this push was in flight and counted it as notified.
+        await deps.queueCallEnded(settled.device, push.call_id, settled.reason);
+        log.info('Call ended during the push: call-ended message queued', { reason: settled.reason });
+      }
+      // For GET /push/register and the operator; a Postgres hiccup must not fail a delivered push.
+      await recordPushAccepted(deps.db, push.jid, push.device_id, acceptedAt).catch((err: Error) => {
+        log.warn('Recording last_push_at failed', { err: err.message });
+      });
       return 'delivered';
     }
 
     count('token_invalid', true);
     const reason = result.tokenInvalid;
-    if (platform === 'ios') log.warn(`APNs rejected push: ${reason}`, { reason });
-    else log.warn('FCM token unregistered', { reason });
+    if (platform === 'ios') log.warn(`APNs rejected push: ${reason}`, { reason, kind: push.kind });
+    else log.warn('FCM token unregistered', { reason, kind: push.kind });
+    if (isCall) await settle('failed');
     try {
+      if (!isCall && platform === 'ios') {
+        // The missed-call alert token is not the VoIP token: only it goes, the registration stays.
+        const cleared = await clearAlertTokenIfToken(deps.db, push.jid, push.device_id, push.push_token);
+        log.info(cleared ? 'Alert token cleared' : 'Alert token already replaced or gone; nothing cleared', { cleared });
+        return 'token_invalid';
+      }
       // Only if the row still holds this token: a device that re-registered meanwhile keeps its new one.
       const purged = await deleteRegistrationIfToken(deps.db, push.jid, push.device_id, push.push_token);
       if (purged) deps.metrics.purges.inc({ platform });

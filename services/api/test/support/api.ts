@@ -7,10 +7,13 @@ import type { Db } from '@veil/db/client';
 import { createLogger } from '@veil/log/logger';
 import { PUSH_PLATFORMS, pushQueueName, type PushJob, type PushPlatform } from '@veil/queue/contracts';
 import { createRedis } from '@veil/queue/redis';
+import { createCallState } from '@veil/queue/call-state';
 import { createApp } from '../../src/app.ts';
+import { createApiMetrics } from '../../src/metrics.ts';
+import { startUnansweredSweeper } from '../../src/unanswered-sweeper.ts';
 import type { JwtVerifier } from '../../src/http/auth.ts';
 import { waitForRedisReady } from '../../src/redis-ready.ts';
-import { obliterateQueue, TEST_REDIS_URL, testQueueName } from './testkit.ts';
+import { dropCallState, obliterateQueue, TEST_REDIS_URL, testQueueName } from './testkit.ts';
 
 export const JWT_SECRET = 'test-secret-0123456789abcdef';
 
@@ -18,6 +21,8 @@ export interface RunningApi {
   url: string;
   config: Config;
   queueNames: Record<PushPlatform, string>;
+  /** The queue base: call state lives under it too. */
+  queueBase: string;
   /** Every log line the app wrote so far, parsed. */
   logs(): Record<string, unknown>[];
   /** The raw log text, to assert what never appears in it. */
@@ -37,6 +42,8 @@ export async function startApi(opts: {
   redisUrl?: string;
   verifier?: JwtVerifier;
   isMigrated?: () => boolean;
+  /** Share a queue base with a worker under test (its queues are then the worker's to clean up). */
+  queueBase?: string;
 }): Promise<RunningApi> {
   const config = loadConfig({ JWT_SECRET, LOG_LEVEL: 'info', ...opts.env });
   const lines: string[] = [];
@@ -44,7 +51,7 @@ export async function startApi(opts: {
   const redisUrl = opts.redisUrl ?? TEST_REDIS_URL;
   const redis: Redis = createRedis(redisUrl, 'producer');
   redis.on('error', () => {});
-  const base = testQueueName('api');
+  const base = opts.queueBase ?? testQueueName('api');
   const queueNames = { ios: pushQueueName(base, 'ios'), android: pushQueueName(base, 'android') };
   const queues = {
     ios: new Queue(queueNames.ios, { connection: redis }),
@@ -53,12 +60,17 @@ export async function startApi(opts: {
   for (const q of Object.values(queues)) q.on('error', () => {});
   // As main does: let the producer connection finish its handshake before the first request.
   await waitForRedisReady(redis, 2000);
+  const metrics = createApiMetrics();
+  const callState = createCallState(redis, { base, ttlSeconds: config.pushTtlSeconds });
+  const sweeper = startUnansweredSweeper({ db: opts.db, callState, metrics, log, isReady: () => redis.status === 'ready' });
   const app = createApp({
     config,
     db: opts.db,
     redis,
     queues,
     log,
+    metrics,
+    callState,
     ...(opts.verifier ? { verifier: opts.verifier } : {}),
     ...(opts.isMigrated ? { isMigrated: opts.isMigrated } : {}),
   });
@@ -71,6 +83,7 @@ export async function startApi(opts: {
     url: `http://127.0.0.1:${port}`,
     config,
     queueNames,
+    queueBase: base,
     logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
     rawLogs: () => lines.join(''),
     async jobs(platform) {
@@ -83,12 +96,16 @@ export async function startApi(opts: {
       }
     },
     async close() {
+      sweeper.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       // As main does: Queue.close() on a never-ready connection leaks rejections from BullMQ.
       if (redis.status === 'ready') await Promise.allSettled(Object.values(queues).map((q) => q.close()));
       redis.disconnect();
-      if (!opts.redisUrl) for (const platform of PUSH_PLATFORMS) await obliterateQueue(queueNames[platform]);
+      if (!opts.redisUrl && !opts.queueBase) {
+        for (const platform of PUSH_PLATFORMS) await obliterateQueue(queueNames[platform]);
+        await dropCallState(base);
+      }
     },
   };
 }

@@ -5,7 +5,9 @@ import type { Db } from '@veil/db/client';
 import { findCalleeDevices } from '@veil/db/registrations';
 import type { Logger } from '@veil/log/logger';
 import { tokenHash } from '@veil/log/token-hash';
-import { buildPushJobs, enqueuePushJobs, type PushQueues } from '../../enqueue.ts';
+import type { CallState } from '@veil/queue/call-state';
+import { buildPushJobs, endedDeviceMeta, enqueuePushJobs, type PushQueues } from '../../enqueue.ts';
+import { viaRedis } from '../../redis-guard.ts';
 import type { ApiMetrics } from '../../metrics.ts';
 import type { RedisWatchdog } from '../../redis-watchdog.ts';
 import { QueueUnavailableError, requireMigrated } from '../errors.ts';
@@ -24,6 +26,7 @@ export interface CallNotifyDeps {
   isMigrated: () => boolean;
   log: Logger;
   metrics: ApiMetrics;
+  callState: CallState;
   /** Bound on handing the jobs to Redis; the SPEC wants a 503 within 2 s. */
   enqueueTimeoutMs: number;
 }
@@ -51,12 +54,20 @@ export function callNotifyRoutes(deps: CallNotifyDeps): Router {
         res.status(200).json({ status: 'no_registrations', devices: 0 });
         return;
       }
-      const jobs = buildPushJobs(
-        devices,
-        { caller_name: body.caller_display_name || body.caller_username, call_id: body.call_id, call_type: body.call_type },
-        config.pushTtlSeconds,
-      );
+      const call = { caller_name: body.caller_display_name || body.caller_username, call_id: body.call_id, call_type: body.call_type };
+      const jobs = buildPushJobs(devices, call, config.pushTtlSeconds);
       try {
+        // Recorded before the jobs exist, so a worker always finds the device's state, and a
+        // call-ended that raced ahead of this call-notify (or a late retransmission) pushes nothing.
+        const live = await viaRedis(deps.redis, deps.redisWatchdog, () =>
+          deps.callState.begin(body.call_id, body.callee_username, endedDeviceMeta(devices, call)),
+        );
+        if (!live) {
+          metrics.callNotify.inc({ outcome: 'ended' });
+          log.info(callee, 'Call already ended: nothing pushed');
+          res.status(200).json({ status: 'ended', devices: 0 });
+          return;
+        }
         await deps.redisWatchdog.watch(() =>
           enqueuePushJobs(deps.queues, jobs, {
             maxAttempts: config.pushMaxAttempts,

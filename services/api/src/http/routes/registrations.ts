@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import type { Db } from '@veil/db/client';
 import { deleteRegistration, upsertRegistration } from '@veil/db/registrations';
+import { listRegistrationStatus } from '@veil/db/wakes';
 import type { Logger } from '@veil/log/logger';
 import { tokenHash } from '@veil/log/token-hash';
 import { requireClientJwt, type ClientIdentity, type JwtVerifier } from '../auth.ts';
@@ -23,10 +24,16 @@ export function registrationRoutes(deps: { db: Db; verifier: JwtVerifier; isMigr
     assertOwner(res.locals.identity as ClientIdentity, body.jid);
     const { registration, created } = await upsertRegistration(deps.db, body);
     deps.log.info(
-      { jid: body.jid, device_id: body.device_id, platform: body.platform, token_hash: tokenHash(body.push_token), created },
+      { jid: body.jid, device_id: body.device_id, platform: body.platform, token_hash: tokenHash(body.push_token), alert_token: body.alert_token !== null, created },
       created ? 'Push registration created' : 'Push registration updated',
     );
     res.status(created ? 201 : 200).json(registration);
+  });
+
+  // An app's settings screen: this user's devices and whether they wake (never a token).
+  router.get('/api/v1/push/register', auth, migrated, async (_req, res) => {
+    const { jid } = res.locals.identity as ClientIdentity;
+    res.status(200).json({ registrations: await listRegistrationStatus(deps.db, jid) });
   });
 
   router.delete('/api/v1/push/register', auth, jsonBody, migrated, async (req, res) => {
