@@ -9,6 +9,7 @@ import { cpus, totalmem } from 'node:os';
 import { benchDrain } from './phases/drain.ts';
 import { benchEndToEnd, type EndToEndFigures } from './phases/end-to-end.ts';
 import { benchCallNotify, benchRegister, type IngestFigures } from './phases/ingest.ts';
+import { benchCallEnded, benchRegistered } from './phases/lifecycle.ts';
 import { startNaiveWorker } from './phases/naive.ts';
 import { REPO_ROOT, findPids, readCpuSeconds, type ServiceProcess } from './lib/proc.ts';
 import { seedCallees, type Callee } from './lib/seed.ts';
@@ -18,7 +19,7 @@ import { fmt } from './lib/stats.ts';
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
 /** BENCH_PHASES=ingest,e2e,drain,naive runs a subset (for profiling one path); default: all. */
-const phases = new Set((process.env.BENCH_PHASES ?? 'ingest,e2e,drain,naive').split(','));
+const phases = new Set((process.env.BENCH_PHASES ?? 'ingest,e2e,lifecycle,drain,naive').split(','));
 
 async function waitForQuiet(stack: Stack): Promise<void> {
   // The backlog of one phase must not leak into the next one's figures.
@@ -72,6 +73,21 @@ async function endToEndPhase(stack: Stack, callees: Callee[], rows: Row[], servi
   }
 }
 
+async function lifecyclePhase(stack: Stack, callees: Callee[], rows: Row[]): Promise<void> {
+  say('2b. call lifecycle: call-ended at 100 calls/s, registered flat out ...');
+  const ended = await benchCallEnded(stack.apiUrl, callees, 100);
+  rows.push([
+    'call-ended @ 100 calls/s (request -> withdrawals recorded, messages queued)',
+    `p50 ${fmt(ended.p50)} / p99 ${fmt(ended.p99)} ms`,
+    `${ended.calls} calls: ${ended.withdrawn} pushes withdrawn, ${ended.notified} "call ended" messages`,
+    `http errors ${ended.httpErrors}`,
+  ]);
+  await waitForQuiet(stack);
+  const reg = await benchRegistered(stack.apiUrl, callees);
+  rows.push(['registered, max (50 conns), users pushed moments before', `${fmt(reg.rps, 0)} req/s`, `p50 ${fmt(reg.p50)} ms, p99 ${fmt(reg.p99)} ms`, `non-2xx ${reg.non2xx}`]);
+  await waitForQuiet(stack);
+}
+
 /** Drains with the running worker, then with a second one; returns the one-process rate. */
 async function drainPhase(stack: Stack, rows: Row[], extraWorkers: ServiceProcess[]): Promise<number> {
   say('3. drain 20,000 pushes ...');
@@ -110,6 +126,7 @@ async function main(): Promise<void> {
 
     if (phases.has('ingest')) await ingestPhase(stack, callees, rows);
     if (phases.has('e2e')) await endToEndPhase(stack, callees, rows, [api, worker]);
+    if (phases.has('lifecycle')) await lifecyclePhase(stack, callees, rows);
     const apiPeak = api.peakRssMb();
     const workers = [worker];
     const realRate = phases.has('drain') ? await drainPhase(stack, rows, workers) : Number.NaN;

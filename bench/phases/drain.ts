@@ -20,7 +20,9 @@ export async function benchDrain(redisUrl: string, queueBase: string, arrivals: 
     for (let j = i; j < Math.min(DRAIN_JOBS, i + 1000); j++) {
       const platform = j % 2 === 0 ? 'ios' : 'android';
       const job: PushJob = {
-        v: 1,
+        v: 2,
+        kind: 'call',
+        apns_environment: null,
         platform,
         jid: `drain${j}@bench.example`,
         device_id: randomUUID(),

@@ -34,6 +34,8 @@ export interface Config {
   pushQueue: string;
   pushTtlSeconds: number;
   pushMaxAttempts: number;
+  /** iOS missed-call alerts (worker): the alert's title, and how long Apple keeps it for an offline phone. */
+  missedCall: { title: string; ttlSeconds: number };
   workerConcurrency: number;
   metricsPort: number;
   /** Registering one more device evicts the JID's least recently updated registration. */
@@ -134,6 +136,9 @@ const schema = z.object({
   PUSH_QUEUE: withDefault('veil-push').refine((v) => /^[A-Za-z0-9._-]{1,100}$/.test(v), 'PUSH_QUEUE must be 1-100 letters, digits, dots, dashes or underscores'),
   PUSH_TTL_SECONDS: integer('PUSH_TTL_SECONDS', 30, 1, 3600),
   PUSH_MAX_ATTEMPTS: integer('PUSH_MAX_ATTEMPTS', 5, 1, 100),
+  MISSED_CALL_TITLE: withDefault('Missed call').refine((v) => v.length <= 128, 'MISSED_CALL_TITLE must be at most 128 characters'),
+  // Apple keeps a push for at most about a month; 0 would mean "deliver now or never".
+  MISSED_CALL_TTL_SECONDS: integer('MISSED_CALL_TTL_SECONDS', 86400, 0, 30 * 86400),
   WORKER_CONCURRENCY: integer('WORKER_CONCURRENCY', 100, 1, 10000),
   METRICS_PORT: integer('METRICS_PORT', 9464, 0, 65535),
   MAX_DEVICES_PER_USER: integer('MAX_DEVICES_PER_USER', 10, 1, 1000),
@@ -172,6 +177,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     pushQueue: e.PUSH_QUEUE,
     pushTtlSeconds: e.PUSH_TTL_SECONDS,
     pushMaxAttempts: e.PUSH_MAX_ATTEMPTS,
+    missedCall: { title: e.MISSED_CALL_TITLE, ttlSeconds: e.MISSED_CALL_TTL_SECONDS },
     workerConcurrency: e.WORKER_CONCURRENCY,
     metricsPort: e.METRICS_PORT,
     maxDevicesPerUser: e.MAX_DEVICES_PER_USER,

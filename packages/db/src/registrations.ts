@@ -18,6 +18,8 @@ export interface CalleeDevice {
   platform: Platform;
   push_token: string;
   app_id: string | null;
+  /** iOS only: the remote-notification token for missed-call alerts. */
+  alert_token: string | null;
 }
 
 export interface RegistrationInput {
@@ -26,6 +28,8 @@ export interface RegistrationInput {
   platform: Platform;
   push_token: string;
   app_id: string | null;
+  /** Absent means none: each registration replaces the previous one's alert token. */
+  alert_token?: string | null;
 }
 
 /** A registration removed to make room for a new device of the same JID (MAX_DEVICES_PER_USER). */
@@ -75,11 +79,11 @@ export async function upsertRegistration(
             AND token_digest = decode(md5(${input.push_token}::text), 'hex')
             AND NOT (jid = ${input.jid} AND device_id = ${input.device_id})`;
         const [row] = await tx<(Registration & { created: boolean })[]>`
-          INSERT INTO push_registrations (jid, device_id, platform, push_token, app_id)
-          VALUES (${input.jid}, ${input.device_id}, ${input.platform}, ${input.push_token}, ${input.app_id})
+          INSERT INTO push_registrations (jid, device_id, platform, push_token, app_id, alert_token)
+          VALUES (${input.jid}, ${input.device_id}, ${input.platform}, ${input.push_token}, ${input.app_id}, ${input.alert_token ?? null})
           ON CONFLICT (jid, device_id) DO UPDATE
             SET platform = EXCLUDED.platform, push_token = EXCLUDED.push_token,
-                app_id = EXCLUDED.app_id, updated_at = now()
+                app_id = EXCLUDED.app_id, alert_token = EXCLUDED.alert_token, updated_at = now()
           RETURNING jid, device_id, platform, app_id, created_at, updated_at, (xmax = 0) AS created`;
         const { created, ...registration } = row!;
         // Only a new device adds to the count; trimming to the cap also catches a cap lowered since.
@@ -161,20 +165,43 @@ export async function findCalleeDevices(db: Db, username: string, domain: string
   const local = username.toLowerCase();
   const query = domain
     ? db.sql<CalleeDevice[]>`
-        SELECT jid, device_id, platform, push_token, app_id FROM push_registrations
+        SELECT jid, device_id, platform, push_token, app_id, alert_token FROM push_registrations
         WHERE jid = ${`${local}@${domain.toLowerCase()}`}`
     : db.sql<CalleeDevice[]>`
-        SELECT jid, device_id, platform, push_token, app_id FROM push_registrations
+        SELECT jid, device_id, platform, push_token, app_id, alert_token FROM push_registrations
         WHERE jid_local = ${local}`;
   return [...(await timed(db, query))];
 }
 
+/**
+ * A rejected missed-call alert token clears only itself (if the row still holds it): the
+ * registration and its VoIP token stay, since the ringing push still works.
+ */
+export async function clearAlertTokenIfToken(db: Db, jid: string, deviceId: string, alertToken: string): Promise<boolean> {
+  const result = await timed(
+    db,
+    db.sql`UPDATE push_registrations SET alert_token = NULL
+           WHERE jid = ${jid} AND device_id = ${deviceId} AND alert_token = ${alertToken}`,
+  );
+  return result.count > 0;
+}
+
 /** Operator tooling: a JID's registrations (tokens included: callers mask them). */
-export async function listRegistrations(db: Db, jid: string): Promise<(Registration & { push_token: string })[]> {
+export interface RegistrationDetail extends Registration {
+  push_token: string;
+  alert_token: string | null;
+  last_push_at: Date | null;
+  last_wake_at: Date | null;
+  last_wake_ms: number | null;
+  unanswered_pushes: number;
+}
+
+export async function listRegistrations(db: Db, jid: string): Promise<RegistrationDetail[]> {
   const rows = await timed(
     db,
-    db.sql<(Registration & { push_token: string })[]>`
-      SELECT jid, device_id, platform, push_token, app_id, created_at, updated_at
+    db.sql<RegistrationDetail[]>`
+      SELECT jid, device_id, platform, push_token, alert_token, app_id, created_at, updated_at,
+             last_push_at, last_wake_at, last_wake_ms, unanswered_pushes
       FROM push_registrations WHERE jid = ${jid.toLowerCase()} ORDER BY created_at`,
   );
   return [...rows];

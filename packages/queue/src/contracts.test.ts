@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { parsePushJob, pushDedupId, pushJobOptions, pushQueueName, type PushJob } from './contracts.ts';
 
 const job: PushJob = {
-  v: 1, platform: 'ios', jid: 'bob@example.com', device_id: 'd1', push_token: 'tok', app_id: null,
-  caller_name: 'Alice', call_id: 'c1', call_type: 'audio', enqueued_at: 1, deadline: 30_001,
+  v: 2, kind: 'call', platform: 'ios', jid: 'bob@example.com', device_id: 'd1', push_token: 'tok', app_id: null,
+  apns_environment: null, caller_name: 'Alice', call_id: 'c1', call_type: 'audio', enqueued_at: 1, deadline: 30_001,
 };
 
 describe('queue contract', () => {
@@ -31,7 +31,20 @@ describe('queue contract', () => {
 
   it('a job of another shape is refused', () => {
     expect(parsePushJob(job)).toEqual(job);
-    expect(() => parsePushJob({ ...job, v: 2 })).toThrow();
+    expect(() => parsePushJob({ ...job, v: 3 })).toThrow();
     expect(() => parsePushJob({ ...job, platform: 'web' })).toThrow();
+    expect(() => parsePushJob({ ...job, kind: 'call_ended' })).toThrow(); // no reason
+  });
+
+  it('a round-1 job (v1: no kind, no apns_environment) still reads, as a call to the default environment', () => {
+    const { kind: _kind, apns_environment: _env, ...rest } = job;
+    expect(parsePushJob({ ...rest, v: 1 })).toEqual({ ...job, v: 1 });
+  });
+
+  it('"call ended" jobs carry their reason and get a dedup id of their own', () => {
+    const ended = { ...job, kind: 'call_ended' as const, reason: 'cancelled' as const };
+    expect(parsePushJob(ended)).toEqual(ended);
+    expect(() => parsePushJob({ ...ended, reason: 'hung-up' })).toThrow();
+    expect(pushDedupId('c1', 'bob@example.com', 'd1', 'call_ended')).not.toBe(pushDedupId('c1', 'bob@example.com', 'd1'));
   });
 });

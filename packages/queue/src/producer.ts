@@ -1,5 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Logger } from '@veil/log/logger';
+import { createCallState, type CallState } from './call-state.ts';
 import { PUSH_JOB, PUSH_PLATFORMS, pushJobOptions, pushQueueName, type PushJob, type PushPlatform } from './contracts.ts';
 import { createProducerWatchdog } from './producer-watchdog.ts';
 import { waitForRedisReady } from './redis-ready.ts';
@@ -27,6 +28,12 @@ export interface PushProducerOptions {
 export interface PushProducer {
   /** Resolves once every job is in Redis; throws QueueUnavailableError otherwise, within timeoutMs. */
   enqueue(jobs: PushJob[]): Promise<void>;
+  /**
+   * Per-call push state and pending wakes (call-notify, call-ended, calls/{id}, registered), on
+   * the same connection with the same rules: each step answers QueueUnavailableError within the
+   * command timeout when Redis is down or silent.
+   */
+  calls: CallState;
   /** True when Redis answers a PING within timeoutMs (readiness probe); never throws. */
   ping(): Promise<boolean>;
   /** True once connected, false after `ms`; lets a service wait briefly before taking traffic. */
@@ -97,8 +104,23 @@ export function createPushProducer(opts: PushProducerOptions): PushProducer {
     }
   }
 
+  /** One Redis step of a request: answered now when not connected, a failure is Redis's (503). */
+  async function step<T>(op: () => Promise<T>): Promise<T> {
+    if (redis.status !== 'ready') throw new QueueUnavailableError('Redis connection is not ready');
+    try {
+      return await watchdog.watch(op);
+    } catch (err) {
+      throw new QueueUnavailableError(`Redis did not answer: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  const raw = createCallState(redis, { base: opts.queueBase, ttlSeconds: opts.ttlSeconds });
+  const calls = Object.fromEntries(
+    Object.entries(raw).map(([name, fn]) => [name, (...args: unknown[]) => step(() => (fn as (...a: unknown[]) => Promise<unknown>)(...args))]),
+  ) as unknown as CallState;
+
   return {
     enqueue: (jobs) => watchdog.watch(() => addAll(jobs)),
+    calls,
     async ping() {
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), opts.timeoutMs)));

@@ -107,24 +107,65 @@ function decodeJwt(jwt: string, key: TestApnsKey): { claims: ApnsRecordedRequest
 
 /** Checks the request against the SPEC's APNs payload rules; returns what is wrong. */
 function checkRequest(headers: Record<string, string | undefined>, rawBody: string, bodyLimit: number): string[] {
+  return headers['apns-push-type'] === 'alert' ? checkMissedCallAlert(headers, rawBody, bodyLimit) : checkVoipPush(headers, rawBody, bodyLimit);
+}
+
+function expirationProblem(exp: string | undefined, maxAheadMs: number): string | null {
+  if (!exp || !/^\d+$/.test(exp) || Number(exp) * 1000 < Date.now() - 1000 || Number(exp) * 1000 > Date.now() + maxAheadMs) return `apns-expiration ${exp}`;
+  return null;
+}
+
+function parseBody(rawBody: string, problems: string[]): Record<string, unknown> | null {
+  try {
+    return JSON.parse(rawBody) as Record<string, unknown>;
+  } catch {
+    problems.push('body is not JSON');
+    return null;
+  }
+}
+
+function checkVoipPush(headers: Record<string, string | undefined>, rawBody: string, bodyLimit: number): string[] {
   const problems: string[] = [];
   if (headers['apns-push-type'] !== 'voip') problems.push(`apns-push-type ${headers['apns-push-type']}`);
   if (!headers['apns-topic']?.endsWith('.voip')) problems.push(`apns-topic ${headers['apns-topic']}`);
   if (headers['apns-priority'] !== '10') problems.push(`apns-priority ${headers['apns-priority']}`);
-  const exp = headers['apns-expiration'];
-  if (!exp || !/^\d+$/.test(exp) || Number(exp) * 1000 < Date.now() - 1000 || Number(exp) * 1000 > Date.now() + 3600_000) {
-    problems.push(`apns-expiration ${exp}`);
-  }
+  const exp = expirationProblem(headers['apns-expiration'], 3600_000);
+  if (exp) problems.push(exp);
   if (Buffer.byteLength(rawBody) > bodyLimit) problems.push('payload too large');
-  try {
-    const body = JSON.parse(rawBody) as Record<string, unknown>;
+  const body = parseBody(rawBody, problems);
+  if (body) {
     const keys = Object.keys(body).sort().join(',');
     if (keys !== 'aps,call_id,call_type,caller_name') problems.push(`body keys ${keys}`);
     if (JSON.stringify(body.aps) !== '{}') problems.push('aps is not {}');
     if (typeof body.caller_name !== 'string' || typeof body.call_id !== 'string') problems.push('caller_name/call_id not strings');
     if (body.call_type !== 'audio' && body.call_type !== 'video') problems.push(`call_type ${String(body.call_type)}`);
-  } catch {
-    problems.push('body is not JSON');
+  }
+  return problems;
+}
+
+/** A visible missed-call alert: to the alert token, bundle topic (no .voip), a collapse id. */
+function checkMissedCallAlert(headers: Record<string, string | undefined>, rawBody: string, bodyLimit: number): string[] {
+  const problems: string[] = [];
+  const topic = headers['apns-topic'];
+  if (!topic || topic.endsWith('.voip')) problems.push(`apns-topic ${topic}`);
+  if (headers['apns-priority'] !== '10') problems.push(`apns-priority ${headers['apns-priority']}`);
+  // A missed call stays worth showing for a day by default (MISSED_CALL_TTL_SECONDS).
+  const exp = expirationProblem(headers['apns-expiration'], 31 * 86400_000);
+  if (exp) problems.push(exp);
+  const collapse = headers['apns-collapse-id'];
+  if (!collapse || Buffer.byteLength(collapse) > 64) problems.push(`apns-collapse-id ${collapse}`);
+  if (Buffer.byteLength(rawBody) > bodyLimit) problems.push('payload too large');
+  const body = parseBody(rawBody, problems);
+  if (body) {
+    const keys = Object.keys(body).sort().join(',');
+    if (keys !== 'aps,call_id,call_type,type') problems.push(`body keys ${keys}`);
+    const aps = body.aps as { alert?: Record<string, unknown> } | undefined;
+    if (Object.keys(aps ?? {}).join(',') !== 'alert') problems.push(`aps keys ${Object.keys(aps ?? {}).join(',')}`);
+    const alert = aps?.alert ?? {};
+    if (Object.keys(alert).sort().join(',') !== 'body,title' || typeof alert.title !== 'string' || typeof alert.body !== 'string') problems.push('aps.alert is not {title, body}');
+    if (body.type !== 'missed_call') problems.push(`type ${String(body.type)}`);
+    if (typeof body.call_id !== 'string') problems.push('call_id not a string');
+    if (body.call_type !== 'audio' && body.call_type !== 'video') problems.push(`call_type ${String(body.call_type)}`);
   }
   return problems;
 }

@@ -112,8 +112,11 @@ function checkMessage(body: FcmRecordedRequest['body']): string[] {
   if (Object.keys(m).sort().join(',') !== 'android,data,token') problems.push(`message keys ${Object.keys(m).sort().join(',')}`);
   if (typeof m.token !== 'string' || m.token.length === 0) problems.push('no token');
   const d = m.data ?? {};
-  if (Object.keys(d).sort().join(',') !== 'call_id,call_type,caller_name,type') problems.push(`data keys ${Object.keys(d).sort().join(',')}`);
-  if (d.type !== 'call') problems.push('data.type is not call');
+  // A ringing call, or the "call ended" message that dismisses it (SPEC: exactly these keys).
+  const expectedKeys = d.type === 'call_ended' ? 'call_id,reason,type' : 'call_id,call_type,caller_name,type';
+  if (Object.keys(d).sort().join(',') !== expectedKeys) problems.push(`data keys ${Object.keys(d).sort().join(',')}`);
+  if (d.type !== 'call' && d.type !== 'call_ended') problems.push(`data.type is ${String(d.type)}`);
+  if (d.type === 'call_ended' && !['cancelled', 'timeout', 'answered', 'declined'].includes(String(d.reason))) problems.push(`data.reason ${String(d.reason)}`);
   if (Object.values(d).some((v) => typeof v !== 'string')) problems.push('data values must be strings');
   if (m.android?.priority !== 'high') problems.push('android.priority is not high');
   if (!/^\d+s$/.test(m.android?.ttl ?? '') || Number.parseInt(m.android!.ttl!, 10) < 1) problems.push(`android.ttl ${m.android?.ttl}`);

@@ -20,3 +20,20 @@ export async function obliterateQueue(name: string): Promise<void> {
     connection.disconnect();
   }
 }
+
+/** Removes the call and wake state a test's api and workers kept under its queue base. */
+export async function dropCallState(base: string): Promise<void> {
+  const connection = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+  try {
+    // Braces are glob metacharacters for SCAN MATCH only inside [...]; escape them anyway.
+    const pattern = `\\{${base}:calls\\}:*`;
+    let cursor = '0';
+    do {
+      const [next, keys] = await connection.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+      if (keys.length > 0) await connection.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    connection.disconnect();
+  }
+}

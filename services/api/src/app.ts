@@ -1,7 +1,10 @@
 import express, { type Express, type Router } from 'express';
 import type { AppContext } from './context.ts';
 import { createErrorHandler, notFound } from './http/errors.ts';
+import { callEndedRoutes } from './http/routes/call-ended.ts';
 import { callNotifyRoutes } from './http/routes/call-notify.ts';
+import { callRoutes } from './http/routes/calls.ts';
+import { registeredRoutes } from './http/routes/registered.ts';
 import { healthRoutes } from './http/routes/health.ts';
 import { metricsRoutes } from './http/routes/metrics.ts';
 import { registrationRoutes } from './http/routes/registrations.ts';
@@ -10,7 +13,15 @@ import { registrationRoutes } from './http/routes/registrations.ts';
  * Every router, in the order express traverses them: the hot route first, since each router
  * mounted before it is walked on every webhook. A new route file is one more line here.
  */
-const ROUTES: ((ctx: AppContext) => Router)[] = [callNotifyRoutes, healthRoutes, metricsRoutes, registrationRoutes];
+const ROUTES: ((ctx: AppContext) => Router)[] = [
+  callNotifyRoutes,
+  callEndedRoutes,
+  registeredRoutes,
+  healthRoutes,
+  metricsRoutes,
+  registrationRoutes,
+  callRoutes,
+];
 
 /** The express app, without listening: the service listens (main on PORT, tests on port 0). */
 export function createApp(ctx: AppContext): Express {

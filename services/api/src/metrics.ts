@@ -59,7 +59,7 @@ export function createApiMetrics(opts: { defaultMetrics?: boolean } = {}): ApiMe
     }),
     callEnded: new Counter({
       name: 'veil_api_call_ended_total',
-      help: 'call-ended requests by outcome (ended, unavailable)',
+      help: 'call-ended requests by outcome (ended, nothing_to_end, unavailable)',
       labelNames: ['outcome'],
       registers: [registry],
     }),

@@ -8,6 +8,7 @@ const device = (over: Record<string, unknown> = {}) => ({
   platform: 'ios' as const,
   push_token: 'aa'.repeat(32),
   app_id: null,
+  alert_token: null,
   ...over,
 });
 const call = { caller_name: 'Alice', call_id: 'c1', call_type: 'video' as const };

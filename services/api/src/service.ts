@@ -10,6 +10,7 @@ import type { AppContext } from './context.ts';
 import { createJwtVerifier, type JwtVerifier } from './http/auth.ts';
 import { createApiMetrics, type ApiMetrics } from './metrics.ts';
 import { startMigrationLoop } from './migration-loop.ts';
+import { startUnansweredSweeper } from './unanswered-sweeper.ts';
 
 export interface ApiServiceOptions {
   log: Logger;
@@ -65,6 +66,8 @@ export function createApiService(config: Config, opts: ApiServiceOptions): ApiSe
     }),
   };
   let server: Server | null = null;
+  // Counts accepted pushes whose wake window closed without a REGISTER (veil_push_unanswered_total).
+  const sweeper = startUnansweredSweeper({ db, calls: ctx.producer.calls, metrics: ctx.metrics, log, isReady: ctx.isMigrated });
 
   return {
     ctx,
@@ -85,6 +88,7 @@ export function createApiService(config: Config, opts: ApiServiceOptions): ApiSe
     },
     async destroy({ graceMs = 10_000 } = {}) {
       migrations?.stop();
+      sweeper.stop();
       if (server) {
         const s = server;
         if (graceMs === 0) s.closeAllConnections();

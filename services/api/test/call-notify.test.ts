@@ -44,10 +44,11 @@ describe('POST /api/v1/push/call-notify', () => {
     const job = ios[0]!;
     expect(job.name).toBe(PUSH_JOB);
     expect(Object.keys(job.data).sort()).toEqual(
-      ['app_id', 'call_id', 'call_type', 'caller_name', 'deadline', 'device_id', 'enqueued_at', 'jid', 'platform', 'push_token', 'v'].sort(),
+      ['apns_environment', 'app_id', 'call_id', 'call_type', 'caller_name', 'deadline', 'device_id', 'enqueued_at', 'jid', 'kind', 'platform', 'push_token', 'v'].sort(),
     );
     expect(job.data).toMatchObject({
-      v: 1,
+      v: 2,
+      kind: 'call',
       platform: 'ios',
       jid: 'bob@example.com',
       device_id: BOB_IPHONE.device_id,

@@ -64,11 +64,18 @@ describe('methods without a route get the JSON 404', () => {
     }
   });
 
-  it('GET, PUT and PATCH on the POST/DELETE routes are 404 not_found in JSON', async () => {
-    for (const method of ['GET', 'PUT', 'PATCH']) {
-      for (const path of ['/api/v1/push/register', '/api/v1/push/call-notify']) {
+  it('methods a route does not take are 404 not_found in JSON', async () => {
+    const routes: [string, string[]][] = [
+      ['/api/v1/push/register', ['PUT', 'PATCH']],
+      ['/api/v1/push/call-notify', ['GET', 'PUT', 'PATCH', 'DELETE']],
+      ['/api/v1/push/call-ended', ['GET', 'PUT', 'PATCH', 'DELETE']],
+      ['/api/v1/push/registered', ['GET', 'PUT', 'PATCH', 'DELETE']],
+      ['/api/v1/push/calls/c1', ['POST', 'PUT', 'DELETE']],
+    ];
+    for (const [path, methods] of routes) {
+      for (const method of methods) {
         const res = await call(`${api.url}${path}`, { method, ...(method === 'GET' ? {} : { body: {} }) });
-        expect(res).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } });
+        expect(res, `${method} ${path}`).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } });
       }
     }
   });

@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { QueueProbe } from './queue-probe.ts';
 
-export type PushOutcome = 'delivered' | 'token_invalid' | 'retryable_error' | 'permanent_error' | 'not_configured' | 'expired';
+export type PushOutcome = 'delivered' | 'token_invalid' | 'retryable_error' | 'permanent_error' | 'not_configured' | 'expired' | 'withdrawn';
 
 /** The job states an operator watches; completed jobs are removed at once, so never counted. */
 export const QUEUE_STATES = ['waiting', 'delayed', 'active', 'failed'] as const;

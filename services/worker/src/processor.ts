@@ -1,9 +1,11 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Db } from '@veil/db/client';
-import { deleteRegistrationIfToken } from '@veil/db/registrations';
+import { clearAlertTokenIfToken, deleteRegistrationIfToken } from '@veil/db/registrations';
+import { recordPushAccepted } from '@veil/db/wakes';
+import type { CallState, EndedDevice, NotifyVerdict } from '@veil/queue/call-state';
 import type { Logger } from '@veil/log/logger';
 import { tokenHash } from '@veil/log/token-hash';
-import { pushJobSchema, type PushJob, type PushPlatform } from '@veil/queue/contracts';
+import { pushJobSchema, type CallEndReason, type PushJob, type PushPlatform } from '@veil/queue/contracts';
 import type { WorkerMetrics, PushOutcome } from './metrics.ts';
 import { PermanentError, RetryableError, type PushProvider } from './providers/types.ts';
 
@@ -13,13 +15,17 @@ export interface ProcessorDeps {
   db: Db;
   log: Logger;
   metrics: WorkerMetrics;
+  /** Per-call push state (withdrawal, "call ended" after acceptance, pending wakes). */
+  callState: CallState;
+  /** Queues the "call ended" message of a device whose push was accepted after the call ended. */
+  queueCallEnded(device: EndedDevice, callId: string, reason: CallEndReason): Promise<void>;
   now?: () => number;
 }
 
 const PROVIDER_NAME: Record<PushPlatform, 'APNs' | 'FCM'> = { ios: 'APNs', android: 'FCM' };
 
 /** What one job came to; BullMQ stores it as the job's return value. */
-export type ProcessResult = Exclude<PushOutcome, 'retryable_error' | 'permanent_error'>;
+export type ProcessResult = Exclude<PushOutcome, 'retryable_error' | 'permanent_error'> | 'duplicate';
 
 /**
  * One job = one push to one device: check it is still worth sending, send it, and act on the
@@ -73,6 +79,34 @@ export function createPushProcessor(deps: ProcessorDeps) {
       return 'not_configured';
     }
 
+    const isCall = push.kind === 'call';
+    const settle = (outcome: 'accepted' | 'retry' | 'failed') =>
+      deps.callState.settlePush(push.call_id, push.jid, push.device_id, outcome, platform, now());
+    /** call-ended counted this device as notified: its "call ended" message goes now, whatever came of the push. */
+    const notify = async (verdict: NotifyVerdict) => {
+      await deps.queueCallEnded(verdict.device, push.call_id, verdict.reason);
+      log.info('Call ended during the push: call-ended message queued', { reason: verdict.reason });
+    };
+    if (isCall) {
+      // Atomic with call-ended: either this push is withdrawn now, or call-ended sees it in flight.
+      const verdict = await deps.callState.startPush(push.call_id, push.jid, push.device_id);
+      if (verdict.action === 'withdrawn') {
+        count('withdrawn', false);
+        log.info('Push withdrawn: the call ended before it was sent');
+        return 'withdrawn';
+      }
+      if (verdict.action === 'done') {
+        log.info('Push already accepted for this call; not sent again');
+        return 'duplicate';
+      }
+      if (verdict.action === 'notify') {
+        // An earlier run died with the push in flight after call-ended counted it: the outcome is
+        // unknown, so the phone is told the call ended rather than possibly ringing on.
+        await notify(verdict);
+        return 'withdrawn';
+      }
+    }
+
     let result;
     try {
       result = await provider.send(push);
@@ -80,25 +114,56 @@ export function createPushProcessor(deps: ProcessorDeps) {
       if (err instanceof RetryableError) {
         count('retryable_error', true);
         log.warn(`${name} push failed, retryable: ${err.message}`, { reason: err.message, retry_after_ms: err.retryAfterMs });
+        const settled = isCall ? await settle('retry') : null;
+        if (settled?.action === 'notify') await notify(settled);
+        if (settled && settled.action !== 'ok') {
+          count('withdrawn', false);
+          log.info('Push withdrawn: the call ended before it was sent');
+          return 'withdrawn';
+        }
         throw err;
       }
       count('permanent_error', true);
       const reason = err instanceof PermanentError ? err.message : `unexpected error: ${(err as Error).message}`;
       log.error(`${name} push failed: ${reason}`, { reason });
+      const settled = isCall ? await settle('failed') : null;
+      if (settled?.action === 'notify') await notify(settled);
       throw new UnrecoverableError(reason);
     }
 
     if (result === 'delivered') {
       count('delivered', true);
+      if (!isCall) {
+        log.info(platform === 'ios' ? 'Missed-call alert delivered' : 'Call ended message delivered', { reason: push.reason });
+        return 'delivered';
+      }
       log.info(`${name} push delivered`);
+      const acceptedAt = now();
+      const settled = await settle('accepted');
+      if (settled.action === 'notify') await notify(settled);
+      // For GET /push/register and the operator. Not awaited: the push is delivered, and a slow
+      // Postgres must not hold this job's concurrency slot (the write is bounded by its timeout).
+      void recordPushAccepted(deps.db, push.jid, push.device_id, acceptedAt).catch((err: Error) => {
+        log.warn('Recording last_push_at failed', { err: err.message });
+      });
       return 'delivered';
     }
 
     count('token_invalid', true);
     const reason = result.tokenInvalid;
-    if (platform === 'ios') log.warn(`APNs rejected push: ${reason}`, { reason });
-    else log.warn('FCM token unregistered', { reason });
+    if (platform === 'ios') log.warn(`APNs rejected push: ${reason}`, { reason, kind: push.kind });
+    else log.warn('FCM token unregistered', { reason, kind: push.kind });
+    if (isCall) {
+      const settled = await settle('failed');
+      if (settled.action === 'notify') await notify(settled);
+    }
     try {
+      if (!isCall && platform === 'ios') {
+        // The missed-call alert token is not the VoIP token: only it goes, the registration stays.
+        const cleared = await clearAlertTokenIfToken(deps.db, push.jid, push.device_id, push.push_token);
+        log.info(cleared ? 'Alert token cleared' : 'Alert token already replaced or gone; nothing cleared', { cleared });
+        return 'token_invalid';
+      }
       // Only if the row still holds this token: a device that re-registered meanwhile keeps its new
       // one; and, when APNs says since when the token is invalid, only if not registered again since.
       const updatedBefore = result.unregisteredAt !== undefined ? { updatedBefore: new Date(result.unregisteredAt) } : {};

@@ -1,8 +1,9 @@
-import { Worker } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import type { Config } from '@veil/config/config';
 import type { Db } from '@veil/db/client';
 import type { Logger } from '@veil/log/logger';
-import { PUSH_PLATFORMS, pushQueueName, type PushPlatform } from '@veil/queue/contracts';
+import { buildCallEndedJobs, type EndedDevice, createCallState } from '@veil/queue/call-state';
+import { PUSH_JOB, PUSH_PLATFORMS, pushJobOptions, pushQueueName, type CallEndReason, type PushPlatform } from '@veil/queue/contracts';
 import { createRedis } from '@veil/queue/redis';
 import { createBackoffStrategy } from './backoff.ts';
 import type { WorkerMetrics } from './metrics.ts';
@@ -34,7 +35,20 @@ export interface PushWorkers {
 
 /** One BullMQ worker per platform queue, each with its own concurrency: iOS and Android never share slots. */
 export function startPushWorkers(deps: PushWorkersDeps): PushWorkers {
-  const processor = createPushProcessor(deps);
+  // Call state and the odd "call ended" message (a push accepted after its call ended) go over
+  // one ordinary connection; the BullMQ workers' blocking connections cannot carry them.
+  const redis = createRedis(deps.config.redisUrl, 'worker');
+  redis.on('error', () => {}); // the workers' own connections report Redis trouble
+  const base = deps.config.pushQueue;
+  const callState = createCallState(redis, { base, ttlSeconds: deps.config.pushTtlSeconds });
+  const endedQueues = Object.fromEntries(PUSH_PLATFORMS.map((p) => [p, new Queue(pushQueueName(base, p), { connection: redis })])) as Record<PushPlatform, Queue>;
+  const queueCallEnded = async (device: EndedDevice, callId: string, reason: CallEndReason) => {
+    const [job] = buildCallEndedJobs([device], callId, reason, deps.config.pushTtlSeconds);
+    await endedQueues[job!.platform].add(PUSH_JOB, job, pushJobOptions(job!, deps.config.pushMaxAttempts, deps.config.pushTtlSeconds));
+    // Only once the message is in the queue: if this job dies before, its next run queues it again.
+    await callState.confirmNotified(callId, [device]);
+  };
+  const processor = createPushProcessor({ ...deps, callState, queueCallEnded });
   const backoffStrategy = createBackoffStrategy(deps);
   const lockDuration = lockDurationMs(deps.config.pushTtlSeconds);
   const workers = PUSH_PLATFORMS.map((platform) => {
@@ -63,6 +77,8 @@ export function startPushWorkers(deps: PushWorkersDeps): PushWorkers {
     async close() {
       await Promise.all(workers.map((w) => w.close()));
       await Promise.all(workers.map(async (w) => (await w.client).disconnect()));
+      await Promise.allSettled(Object.values(endedQueues).map((q) => q.close()));
+      redis.disconnect();
     },
   };
 }

@@ -36,7 +36,7 @@ afterEach(async () => {
 function push(): PushJob {
   const now = Date.now();
   return {
-    v: 1, platform: 'android', jid: 'bob@example.com', device_id: randomUUID(), push_token: androidToken(), app_id: null,
+    v: 2, kind: 'call', apns_environment: null, platform: 'android', jid: 'bob@example.com', device_id: randomUUID(), push_token: androidToken(), app_id: null,
     caller_name: 'Alice', call_id: `call-${randomUUID()}`, call_type: 'audio', enqueued_at: now, deadline: now + 30_000,
   };
 }
@@ -56,7 +56,7 @@ async function startProvider(): Promise<{ fcm: FcmStandIn; provider: PushProvide
   if (typeof account === 'string') throw new Error(account);
   const { log, lines } = captureLogs('worker');
   const logs = lines();
-  provider = createFcmProvider({ apiUrl: fcm.url, account, accessToken: new FcmAccessToken(account, { ...TIMINGS, log }) });
+  provider = createFcmProvider({ apiUrl: fcm.url, account, accessToken: new FcmAccessToken(account, { ...TIMINGS, log }), pushTtlSeconds: 30 });
   return { fcm, provider, logs };
 }
 

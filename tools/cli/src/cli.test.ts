@@ -91,6 +91,15 @@ describe('veil registrations', () => {
     expect(io.stdout).not.toContain(token);
   });
 
+  it('shows the wake fields: last push, last wake and how long it took, unanswered pushes', async () => {
+    await db.sql`UPDATE push_registrations SET last_push_at = '2026-12-01T10:00:00Z', last_wake_at = '2026-12-01T10:00:02Z', last_wake_ms = 1800, unanswered_pushes = 3`;
+    const io = capture();
+    expect(await runCli(['registrations', 'bob@example.com'], { env: {}, ...io, openDb: () => db })).toBe(0);
+    expect(io.stdout).toContain('last push 2026-12-01T10:00:00.000Z');
+    expect(io.stdout).toContain('last wake 2026-12-01T10:00:02.000Z (1800 ms after the push)');
+    expect(io.stdout).toContain('unanswered in a row 3');
+  });
+
   it('says so when the JID has no registrations', async () => {
     const io = capture();
     expect(await runCli(['registrations', 'nobody@example.com'], { env: {}, ...io, openDb: () => db })).toBe(0);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CALL_END_REASONS } from '@veil/queue/contracts';
 import { badRequest } from './errors.ts';
 
 // Unknown fields are ignored (zod strips them); a known field of the wrong type is a 400.
@@ -45,8 +46,14 @@ export const registerSchema = z
       .regex(APP_ID, 'must be reverse-DNS characters, at most 255')
       .nullish()
       .transform((v) => v ?? null),
+    // iOS: the ordinary remote-notification token, for missed-call alerts (a PushKit token takes
+    // only VoIP pushes). Checked like an iOS push_token below; ignored for Android.
+    alert_token: z.string({ error: 'must be a string' }).nullish(),
   })
   .superRefine((body, ctx) => {
+    if (body.platform === 'ios' && body.alert_token != null && !IOS_TOKEN.test(body.alert_token)) {
+      ctx.addIssue({ code: 'custom', path: ['alert_token'], message: 'must be an even-length hex string of 64 to 200 characters' });
+    }
     const ok = body.platform === 'ios' ? IOS_TOKEN.test(body.push_token) : ANDROID_TOKEN.test(body.push_token);
     if (!ok) {
       ctx.addIssue({
@@ -62,6 +69,7 @@ export const registerSchema = z
   .transform((body) => ({
     ...body,
     push_token: body.platform === 'ios' ? body.push_token.toLowerCase() : body.push_token,
+    alert_token: body.platform === 'ios' && body.alert_token ? body.alert_token.toLowerCase() : null,
   }));
 
 export const deregisterSchema = z.object({ jid: jidSchema, device_id: deviceIdSchema });
@@ -99,6 +107,37 @@ export const callNotifySchema = z.object({
       .transform((v) => (v ? v.toLowerCase() : null)),
   ),
 });
+
+const callIdSchema = z.string({ error: 'must be a string' }).min(1, 'must not be empty').max(1024, 'must be at most 1024 characters');
+
+export const callEndedSchema = z.object({
+  callee_username: callNotifySchema.shape.callee_username,
+  call_id: callIdSchema,
+  reason: z.enum(CALL_END_REASONS, { error: 'must be "cancelled", "timeout", "answered" or "declined"' }),
+  callee_domain: callNotifySchema.shape.callee_domain,
+});
+
+/** A User-Agent is informational: a giant one is cut, not refused (a REGISTER is not to be argued with). */
+const USER_AGENT_MAX = 256;
+
+export const registeredSchema = z.object({
+  username: callNotifySchema.shape.callee_username,
+  // Informational: the user is found as call-notify finds its callee (SIP_DOMAIN rules).
+  domain: z.string({ error: 'must be a string' }).max(255, 'must be at most 255 characters').nullish(),
+  instance: z.string({ error: 'must be a string' }).max(1024, 'must be at most 1024 characters').nullish().transform((v) => v ?? ''),
+  user_agent: z
+    .string({ error: 'must be a string' })
+    .nullish()
+    .transform((v) => (v ?? '').slice(0, USER_AGENT_MAX)),
+});
+
+/** The device id inside a `+sip.instance` value: `"<urn:uuid:...>"`, `<urn:uuid:...>` or bare, any case. */
+export function instanceDeviceId(instance: string): string | null {
+  const m = /^["<\s]*(?:urn:uuid:)?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})[>"\s]*$/i.exec(instance);
+  return m ? m[1]!.toLowerCase() : null;
+}
+
+export { callIdSchema };
 
 export type RegisterBody = z.infer<typeof registerSchema>;
 export type CallNotifyBody = z.infer<typeof callNotifySchema>;

@@ -4,7 +4,7 @@ import type { Db } from '@veil/db/client';
 import { PUSH_PLATFORMS, pushQueueName, type PushJob, type PushPlatform } from '@veil/queue/contracts';
 import { createRedis } from '@veil/queue/redis';
 import { captureLogs } from '@veil/testkit/logs';
-import { obliterateQueue, TEST_REDIS_URL, testQueueName } from '@veil/testkit/queue';
+import { dropCallState, obliterateQueue, TEST_REDIS_URL, testQueueName } from '@veil/testkit/queue';
 import type { JwtVerifier } from '../../src/http/auth.ts';
 import { createApiService } from '../../src/service.ts';
 
@@ -14,6 +14,8 @@ export interface RunningApi {
   url: string;
   config: Config;
   queueNames: Record<PushPlatform, string>;
+  /** PUSH_QUEUE of this api: its call state lives under it too. */
+  queueBase: string;
   /** Every log line the app wrote so far, parsed. */
   logs(): Record<string, unknown>[];
   /** The raw log text, to assert what never appears in it. */
@@ -33,10 +35,12 @@ export async function startApi(opts: {
   redisUrl?: string;
   verifier?: JwtVerifier;
   isMigrated?: () => boolean;
+  /** Share a queue base (PUSH_QUEUE) with a worker under test; its queues are then the worker's to clean up. */
+  queueBase?: string;
 }): Promise<RunningApi> {
   const redisUrl = opts.redisUrl ?? TEST_REDIS_URL;
   // This test's own queues, named the way an operator names them: PUSH_QUEUE.
-  const config = loadConfig({ JWT_SECRET, LOG_LEVEL: 'info', PUSH_QUEUE: testQueueName('api'), ...opts.env, REDIS_URL: redisUrl });
+  const config = loadConfig({ JWT_SECRET, LOG_LEVEL: 'info', PUSH_QUEUE: opts.queueBase ?? testQueueName('api'), ...opts.env, REDIS_URL: redisUrl });
   const queueNames = { ios: pushQueueName(config.pushQueue, 'ios'), android: pushQueueName(config.pushQueue, 'android') };
   const logs = captureLogs('api', config.logLevel);
   // The same composition root as main; readyWaitMs as main's, shorter: fault tests point it at dead Redis.
@@ -53,6 +57,7 @@ export async function startApi(opts: {
     url: `http://127.0.0.1:${port}`,
     config,
     queueNames,
+    queueBase: config.pushQueue,
     logs: logs.lines,
     rawLogs: logs.raw,
     async jobs(platform) {
@@ -66,7 +71,10 @@ export async function startApi(opts: {
     },
     async close() {
       await service.destroy({ graceMs: 0 });
-      if (!opts.redisUrl) for (const platform of PUSH_PLATFORMS) await obliterateQueue(queueNames[platform]);
+      if (!opts.redisUrl && !opts.queueBase) {
+        for (const platform of PUSH_PLATFORMS) await obliterateQueue(queueNames[platform]);
+        await dropCallState(config.pushQueue);
+      }
     },
   };
 }

@@ -2,6 +2,7 @@ import { Client } from 'undici';
 import type { PushJob } from '@veil/queue/contracts';
 import type { ApnsProviderToken, ApnsCredentials } from './apns-provider-token.ts';
 import { classifyApnsAnswer } from './apns-outcomes.ts';
+import { apnsRequest } from './apns-request.ts';
 import { PermanentError, RetryableError, parseRetryAfter, type PushProvider, type SendResult } from './types.ts';
 
 export interface ApnsProviderOptions {
@@ -11,6 +12,8 @@ export interface ApnsProviderOptions {
   providerToken: ApnsProviderToken;
   /** Per-request bound: a call cannot wait for undici's 300 s default. */
   requestTimeoutMs?: number;
+  /** Title and lifetime of missed-call alerts (MISSED_CALL_TITLE, MISSED_CALL_TTL_SECONDS). */
+  missedCall: { title: string; ttlSeconds: number };
   /** Streams multiplexed on the one HTTP/2 connection (Apple allows ~1000 per connection). */
   maxConcurrentStreams?: number;
 }
@@ -56,21 +59,15 @@ export function createApnsProvider(opts: ApnsProviderOptions): PushProvider {
   return {
     async send(push: PushJob): Promise<SendResult> {
       const jwt = opts.providerToken.get();
+      const request = apnsRequest(push, { bundleId: opts.credentials.bundleId, missedCall: opts.missedCall, now: Date.now() });
       const used = client;
       let res;
       try {
         res = await used.request({
           path: `/3/device/${encodeURIComponent(push.push_token)}`,
           method: 'POST',
-          headers: {
-            authorization: `bearer ${jwt}`,
-            'apns-push-type': 'voip',
-            'apns-topic': `${push.app_id ?? opts.credentials.bundleId}.voip`,
-            'apns-priority': '10',
-            // Without an expiration Apple stores the push and may ring after the call is over.
-            'apns-expiration': String(Math.floor(push.deadline / 1000)),
-          },
-          body: JSON.stringify({ aps: {}, caller_name: push.caller_name, call_id: push.call_id, call_type: push.call_type }),
+          headers: { authorization: `bearer ${jwt}`, ...request.headers },
+          body: request.body,
           // POST is not idempotent to undici, which would then send one stream at a time;
           // a push is safe to repeat (at-least-once), so let requests share the session.
           idempotent: true,

@@ -1,6 +1,7 @@
 import { Pool } from 'undici';
 import type { PushJob } from '@veil/queue/contracts';
 import type { FcmAccessToken, FcmServiceAccount } from './fcm-access-token.ts';
+import { fcmMessage } from './fcm-message.ts';
 import { classifyFcmAnswer, type FcmErrorBody } from './fcm-outcomes.ts';
 import { PermanentError, RetryableError, parseRetryAfter, type PushProvider, type SendResult } from './types.ts';
 
@@ -10,12 +11,9 @@ export interface FcmProviderOptions {
   account: FcmServiceAccount;
   accessToken: FcmAccessToken;
   requestTimeoutMs?: number;
+  /** PUSH_TTL_SECONDS: the lifetime of a "call ended" message. */
+  pushTtlSeconds: number;
   now?: () => number;
-}
-
-/** Whole seconds left before the call's deadline, at least 1 (FCM drops the message after it). */
-export function fcmTtlSeconds(deadline: number, now: number): number {
-  return Math.max(1, Math.floor((deadline - now) / 1000));
 }
 
 /**
@@ -70,13 +68,7 @@ export function createFcmProvider(opts: FcmProviderOptions): PushProvider {
   return {
     async send(push: PushJob): Promise<SendResult> {
       const { token, afterUnauthorized } = await accessToken();
-      const message = {
-        message: {
-          token: push.push_token,
-          data: { type: 'call', caller_name: push.caller_name, call_id: push.call_id, call_type: push.call_type },
-          android: { priority: 'high', ttl: `${fcmTtlSeconds(push.deadline, now())}s` },
-        },
-      };
+      const message = fcmMessage(push, { ttlSeconds: opts.pushTtlSeconds, now: now() });
       const used = pool;
       let res;
       try {

@@ -29,6 +29,7 @@ export function createProvidersFromConfig(config: Config, log: Logger, opts: Pro
       host: config.apns.host,
       credentials: apnsCreds,
       providerToken: new ApnsProviderToken(apnsCreds),
+      missedCall: config.missedCall,
       requestTimeoutMs: opts.requestTimeoutMs,
     });
     log.info({ platform: 'ios', host: config.apns.host, key_id: apnsCreds.keyId }, 'APNs configured');
@@ -43,6 +44,7 @@ export function createProvidersFromConfig(config: Config, log: Logger, opts: Pro
       apiUrl: config.fcm.apiUrl,
       account,
       accessToken: new FcmAccessToken(account, { log: log.child({ platform: 'android' }) }),
+      pushTtlSeconds: config.pushTtlSeconds,
       requestTimeoutMs: opts.requestTimeoutMs,
     });
     log.info({ platform: 'android', project_id: account.projectId, api: config.fcm.apiUrl }, 'FCM configured');

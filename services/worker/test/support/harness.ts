@@ -8,13 +8,13 @@ import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '@veil/config/config';
 import { upsertRegistration } from '@veil/db/registrations';
 import type { Logger } from '@veil/log/logger';
-import { pushJobOptions, pushQueueName, PUSH_JOB, PUSH_PLATFORMS, type PushJob, type PushPlatform } from '@veil/queue/contracts';
+import { pushJobOptions, pushQueueName, PUSH_JOB, PUSH_PLATFORMS, type CallPushJob, type PushJob, type PushPlatform } from '@veil/queue/contracts';
 import { startApnsStandIn, writeTestApnsKey, type ApnsStandIn, type TestApnsKey } from '@veil/testkit/apns-stand-in';
 import { createTestDb, type TestDb } from '@veil/testkit/db';
 import { captureLogs } from '@veil/testkit/logs';
 import { startFcmStandIn, type FcmStandIn } from '@veil/testkit/fcm-stand-in';
 import { standInEnv } from '@veil/testkit/stand-in-env';
-import { obliterateQueue, testQueueName, TEST_REDIS_URL } from '@veil/testkit/queue';
+import { dropCallState, obliterateQueue, testQueueName, TEST_REDIS_URL } from '@veil/testkit/queue';
 import { createWorkerMetrics, type WorkerMetrics } from '../../src/metrics.ts';
 import { createFcmProvider } from '../../src/providers/fcm.ts';
 import { FcmAccessToken, loadFcmServiceAccount, type FcmAccessTokenOptions } from '../../src/providers/fcm-access-token.ts';
@@ -64,7 +64,7 @@ export interface Harness {
   /** Starts an in-process worker (both platform queues); closed by close(). */
   startWorker(): PushWorkers;
   /** Registers the device in Postgres and enqueues its push exactly as the API does. */
-  enqueue(platform: PushPlatform, over?: Partial<PushJob>): Promise<{ push: PushJob; job: Job }>;
+  enqueue(platform: PushPlatform, over?: Partial<CallPushJob>): Promise<{ push: CallPushJob; job: Job }>;
   /**
    * Waits until the job completed or failed for good, by any worker (in-process or spawned).
    * Pass the job that was added, not the answer to a deduplicated add (its timestamp is later).
@@ -149,7 +149,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         const account = loadFcmServiceAccount(config.fcm.serviceAccountPath);
         if (typeof account === 'string') throw new Error(account);
         const accessToken = new FcmAccessToken(account, { ...opts.fcmAccessToken, log: log.child({ platform: 'android' }) });
-        providers.android = createFcmProvider({ apiUrl: config.fcm.apiUrl, account, accessToken, requestTimeoutMs: opts.requestTimeoutMs ?? 2000 });
+        providers.android = createFcmProvider({ apiUrl: config.fcm.apiUrl, account, accessToken, requestTimeoutMs: opts.requestTimeoutMs ?? 2000, pushTtlSeconds: config.pushTtlSeconds });
       }
       const service = createWorkerService(config, { log, db, metrics, providers, requestTimeoutMs: opts.requestTimeoutMs ?? 2000 });
       service.startWorkers();
@@ -158,8 +158,10 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     },
     async enqueue(platform, over = {}) {
       const now = Date.now();
-      const push: PushJob = {
-        v: 1,
+      const push: CallPushJob = {
+        v: 2,
+        kind: 'call',
+        apns_environment: null,
         platform,
         jid: 'bob@example.com',
         device_id: randomUUID(),
@@ -199,7 +201,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       await Promise.all([queues.ios.close(), queues.android.close(), ...queueEvents.map((e) => e.close())]);
       connection.disconnect();
       if (redisUrl === TEST_REDIS_URL) {
-        await Promise.all([obliterateQueue(pushQueueName(queueBase, 'ios')), obliterateQueue(pushQueueName(queueBase, 'android'))]);
+        await Promise.all([obliterateQueue(pushQueueName(queueBase, 'ios')), obliterateQueue(pushQueueName(queueBase, 'android')), dropCallState(queueBase)]);
         // A spawned worker process also scheduled its registration clean-up on the test's base.
         await obliterateQueue(maintenanceQueueName(queueBase));
       }

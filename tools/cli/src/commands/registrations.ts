@@ -23,7 +23,9 @@ export async function registrationsCommand(argv: string[], db: Db, deps: CliDeps
       [
         `${r.jid}  device ${r.device_id}  ${r.platform}${r.app_id ? `  app ${r.app_id}` : ''}`,
         `  token ${maskToken(r.push_token)}`,
+        ...(r.alert_token ? [`  alert token ${maskToken(r.alert_token)}`] : []),
         `  created ${r.created_at.toISOString()}  updated ${r.updated_at.toISOString()}`,
+        `  last push ${r.last_push_at?.toISOString() ?? 'never'}  last wake ${r.last_wake_at ? `${r.last_wake_at.toISOString()} (${r.last_wake_ms} ms after the push)` : 'never'}  unanswered in a row ${r.unanswered_pushes}`,
       ].join('\n') + '\n',
     );
   }

@@ -3,7 +3,7 @@ import { findCalleeDevices } from '@veil/db/registrations';
 import { tokenHash } from '@veil/log/token-hash';
 import { QueueUnavailableError } from '@veil/queue/producer';
 import type { AppContext } from '../../context.ts';
-import { buildPushJobs } from '../../push-jobs.ts';
+import { buildPushJobs, endedDeviceMeta } from '../../push-jobs.ts';
 import { requireMigrated } from '../errors.ts';
 import { requireAllowedSource, requireSharedSecret } from '../internal-access.ts';
 import { jsonBody } from '../json-body.ts';
@@ -32,12 +32,19 @@ export function callNotifyRoutes(ctx: AppContext): Router {
         res.status(200).json({ status: 'no_registrations', devices: 0 });
         return;
       }
-      const jobs = buildPushJobs(
-        devices,
-        { caller_name: body.caller_display_name || body.caller_username, call_id: body.call_id, call_type: body.call_type },
-        config.pushTtlSeconds,
-      );
+      const call = { caller_name: body.caller_display_name || body.caller_username, call_id: body.call_id, call_type: body.call_type };
+      let jobs;
       try {
+        // Recorded before the jobs exist, so a worker always finds the device's state, and a
+        // call-ended that raced ahead of this call-notify (or a late retransmission) pushes nothing.
+        const live = new Set((await ctx.producer.calls.begin(body.call_id, body.callee_username, endedDeviceMeta(devices, call))).map((d) => d.device_id));
+        if (live.size === 0) {
+          metrics.callNotify.inc({ outcome: 'ended' });
+          log.info(callee, 'Call already ended: nothing pushed');
+          res.status(200).json({ status: 'ended', devices: 0 });
+          return;
+        }
+        jobs = buildPushJobs(devices.filter((d) => live.has(d.device_id)), call, config.pushTtlSeconds);
         await ctx.producer.enqueue(jobs);
       } catch (err) {
         if (err instanceof QueueUnavailableError) metrics.callNotify.inc({ outcome: 'unavailable' });

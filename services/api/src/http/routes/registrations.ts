@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { deleteRegistration, upsertRegistration } from '@veil/db/registrations';
+import { listRegistrationStatus } from '@veil/db/wakes';
 import { tokenHash } from '@veil/log/token-hash';
 import type { AppContext } from '../../context.ts';
 import { requireClientJwt, type ClientIdentity } from '../auth.ts';
@@ -26,10 +27,16 @@ export function registrationRoutes(ctx: AppContext): Router {
       ctx.log.info({ jid: body.jid, device_id: gone.device_id, platform: gone.platform, max_devices: maxDevices }, 'Registration evicted');
     }
     ctx.log.info(
-      { jid: body.jid, device_id: body.device_id, platform: body.platform, token_hash: tokenHash(body.push_token), created },
+      { jid: body.jid, device_id: body.device_id, platform: body.platform, token_hash: tokenHash(body.push_token), alert_token: body.alert_token !== null, created },
       created ? 'Push registration created' : 'Push registration updated',
     );
     res.status(created ? 201 : 200).json(registration);
+  });
+
+  // An app's settings screen: this user's devices and whether they wake (never a token).
+  router.get('/api/v1/push/register', auth, migrated, async (_req, res) => {
+    const { jid } = res.locals.identity as ClientIdentity;
+    res.status(200).json({ registrations: await listRegistrationStatus(ctx.db, jid) });
   });
 
   router.delete('/api/v1/push/register', auth, jsonBody, migrated, async (req, res) => {

@@ -1,0 +1,80 @@
+import { timed, type Db } from './client.ts';
+import type { Platform } from './registrations.ts';
+
+/** What an app (and an operator) sees of one registration: never its tokens. */
+export interface RegistrationStatus {
+  jid: string;
+  device_id: string;
+  platform: Platform;
+  app_id: string | null;
+  apns_environment: 'sandbox' | 'production' | null;
+  created_at: Date;
+  updated_at: Date;
+  last_push_at: Date | null;
+  last_wake_at: Date | null;
+  last_wake_ms: number | null;
+  unanswered_pushes: number;
+}
+
+/** GET /api/v1/push/register: every registration of one JID, oldest first. */
+export async function listRegistrationStatus(db: Db, jid: string): Promise<RegistrationStatus[]> {
+  const rows = await timed(
+    db,
+    db.sql<RegistrationStatus[]>`
+      SELECT jid, device_id, platform, app_id, apns_environment, created_at, updated_at,
+             last_push_at, last_wake_at, last_wake_ms, unanswered_pushes
+      FROM push_registrations WHERE jid = ${jid.toLowerCase()} ORDER BY created_at, device_id`,
+  );
+  return [...rows];
+}
+
+/** Apple or Google accepted a call push for this device at `acceptedAt` (epoch ms). */
+export async function recordPushAccepted(db: Db, jid: string, deviceId: string, acceptedAt: number): Promise<void> {
+  await timed(
+    db,
+    db.sql`UPDATE push_registrations SET last_push_at = to_timestamp(${acceptedAt / 1000})
+           WHERE jid = ${jid} AND device_id = ${deviceId}
+             AND (last_push_at IS NULL OR last_push_at < to_timestamp(${acceptedAt / 1000}))`,
+  );
+}
+
+/**
+ * A REGISTER proved the device woke `wakeMs` after the push accepted at `acceptedAt`: the
+ * unanswered streak ends. True when the registration still exists.
+ */
+export async function recordWake(db: Db, jid: string, deviceId: string, at: number, wakeMs: number): Promise<boolean> {
+  const result = await timed(
+    db,
+    db.sql`UPDATE push_registrations
+           SET last_wake_at = to_timestamp(${at / 1000}), last_wake_ms = ${Math.round(wakeMs)}, unanswered_pushes = 0
+           WHERE jid = ${jid} AND device_id = ${deviceId}`,
+  );
+  return result.count > 0;
+}
+
+/**
+ * The push accepted at `acceptedAt` saw no credited wake within the TTL: one more unanswered
+ * push, unless a wake was credited after it (a later push's wake also answers this one).
+ * True when the counter moved.
+ */
+export async function countUnansweredPush(db: Db, jid: string, deviceId: string, acceptedAt: number): Promise<boolean> {
+  const result = await timed(
+    db,
+    db.sql`UPDATE push_registrations SET unanswered_pushes = unanswered_pushes + 1
+           WHERE jid = ${jid} AND device_id = ${deviceId}
+             AND (last_wake_at IS NULL OR last_wake_at < to_timestamp(${acceptedAt / 1000}))`,
+  );
+  return result.count > 0;
+}
+
+/** Whether `deviceId` is one of the devices behind a callee (the `registered` webhook's user). */
+export async function isDeviceOfUser(db: Db, username: string, domain: string | null, deviceId: string): Promise<boolean> {
+  const local = username.toLowerCase();
+  const rows = await timed(
+    db,
+    domain
+      ? db.sql`SELECT 1 FROM push_registrations WHERE jid = ${`${local}@${domain.toLowerCase()}`} AND device_id = ${deviceId}`
+      : db.sql`SELECT 1 FROM push_registrations WHERE jid_local = ${local} AND device_id = ${deviceId}`,
+  );
+  return rows.length > 0;
+}
