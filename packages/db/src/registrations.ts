@@ -1,12 +1,15 @@
 import { timed, type Db } from './client.ts';
 
 export type Platform = 'ios' | 'android';
+/** The APNs gateway of an iOS token; null = the deployment default (APNS_USE_SANDBOX). */
+export type ApnsEnvironment = 'sandbox' | 'production';
 
 export interface Registration {
   jid: string;
   device_id: string;
   platform: Platform;
   app_id: string | null;
+  apns_environment: ApnsEnvironment | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -18,6 +21,7 @@ export interface CalleeDevice {
   platform: Platform;
   push_token: string;
   app_id: string | null;
+  apns_environment: ApnsEnvironment | null;
 }
 
 export interface RegistrationInput {
@@ -26,6 +30,8 @@ export interface RegistrationInput {
   platform: Platform;
   push_token: string;
   app_id: string | null;
+  /** Absent or null: the deployment default. Replaced by every registration of the device. */
+  apns_environment?: ApnsEnvironment | null;
 }
 
 const UNIQUE_VIOLATION = '23505';
@@ -52,12 +58,12 @@ export async function upsertRegistration(db: Db, input: RegistrationInput): Prom
             AND token_digest = decode(md5(${input.push_token}::text), 'hex')
             AND NOT (jid = ${input.jid} AND device_id = ${input.device_id})`;
         const [row] = await tx<(Registration & { created: boolean })[]>`
-          INSERT INTO push_registrations (jid, device_id, platform, push_token, app_id)
-          VALUES (${input.jid}, ${input.device_id}, ${input.platform}, ${input.push_token}, ${input.app_id})
+          INSERT INTO push_registrations (jid, device_id, platform, push_token, app_id, apns_environment)
+          VALUES (${input.jid}, ${input.device_id}, ${input.platform}, ${input.push_token}, ${input.app_id}, ${input.apns_environment ?? null})
           ON CONFLICT (jid, device_id) DO UPDATE
             SET platform = EXCLUDED.platform, push_token = EXCLUDED.push_token,
-                app_id = EXCLUDED.app_id, updated_at = now()
-          RETURNING jid, device_id, platform, app_id, created_at, updated_at, (xmax = 0) AS created`;
+                app_id = EXCLUDED.app_id, apns_environment = EXCLUDED.apns_environment, updated_at = now()
+          RETURNING jid, device_id, platform, app_id, apns_environment, created_at, updated_at, (xmax = 0) AS created`;
         const { created, ...registration } = row!;
         return { registration, created };
       }));
@@ -95,10 +101,10 @@ export async function findCalleeDevices(db: Db, username: string, domain: string
   const local = username.toLowerCase();
   const query = domain
     ? db.sql<CalleeDevice[]>`
-        SELECT jid, device_id, platform, push_token, app_id FROM push_registrations
+        SELECT jid, device_id, platform, push_token, app_id, apns_environment FROM push_registrations
         WHERE jid = ${`${local}@${domain.toLowerCase()}`}`
     : db.sql<CalleeDevice[]>`
-        SELECT jid, device_id, platform, push_token, app_id FROM push_registrations
+        SELECT jid, device_id, platform, push_token, app_id, apns_environment FROM push_registrations
         WHERE jid_local = ${local}`;
   return [...(await timed(db, query))];
 }
@@ -108,7 +114,7 @@ export async function listRegistrations(db: Db, jid: string): Promise<(Registrat
   const rows = await timed(
     db,
     db.sql<(Registration & { push_token: string })[]>`
-      SELECT jid, device_id, platform, push_token, app_id, created_at, updated_at
+      SELECT jid, device_id, platform, push_token, app_id, apns_environment, created_at, updated_at
       FROM push_registrations WHERE jid = ${jid.toLowerCase()} ORDER BY created_at`,
   );
   return [...rows];

@@ -22,13 +22,16 @@ export const PUSH_BACKOFF = 'push';
  * Version the shape: jobs outlive deploys while a queue drains.
  */
 export const pushJobSchema = z.object({
-  v: z.literal(1),
+  /** 2 added apns_environment; v1 jobs (queued by an older api) are still sent. */
+  v: z.union([z.literal(1), z.literal(2)]),
   platform: z.enum(['ios', 'android']),
   jid: z.string().min(1),
   device_id: z.string().min(1),
   push_token: z.string().min(1),
   /** iOS topic is `${app_id ?? APNS_BUNDLE_ID}.voip`; unused on Android. */
   app_id: z.string().nullable(),
+  /** v2: iOS gateway of the token; null or absent (v1 jobs) = the deployment default. */
+  apns_environment: z.enum(['sandbox', 'production']).nullish(),
   caller_name: z.string(),
   call_id: z.string().min(1),
   call_type: z.enum(['audio', 'video']),

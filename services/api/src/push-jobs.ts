@@ -10,12 +10,13 @@ export interface CallInfo {
 /** One job per device, carrying everything the worker needs so its hot path never reads Postgres. */
 export function buildPushJobs(devices: CalleeDevice[], call: CallInfo, ttlSeconds: number, now = Date.now()): PushJob[] {
   return devices.map((d) => ({
-    v: 1,
+    v: 2,
     platform: d.platform,
     jid: d.jid,
     device_id: d.device_id,
     push_token: d.push_token,
     app_id: d.app_id,
+    apns_environment: d.apns_environment,
     caller_name: call.caller_name,
     call_id: call.call_id,
     call_type: call.call_type,

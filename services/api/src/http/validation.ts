@@ -45,6 +45,11 @@ export const registerSchema = z
       .regex(APP_ID, 'must be reverse-DNS characters, at most 255')
       .nullish()
       .transform((v) => v ?? null),
+    // The APNs gateway of the token (development builds: sandbox); unset = the deployment default.
+    apns_environment: z
+      .enum(['sandbox', 'production'], { error: 'must be "sandbox" or "production"' })
+      .nullish()
+      .transform((v) => v ?? null),
   })
   .superRefine((body, ctx) => {
     const ok = body.platform === 'ios' ? IOS_TOKEN.test(body.push_token) : ANDROID_TOKEN.test(body.push_token);
@@ -62,6 +67,8 @@ export const registerSchema = z
   .transform((body) => ({
     ...body,
     push_token: body.platform === 'ios' ? body.push_token.toLowerCase() : body.push_token,
+    // Android has one FCM environment: the field is ignored there, never stored.
+    apns_environment: body.platform === 'ios' ? body.apns_environment : null,
   }));
 
 export const deregisterSchema = z.object({ jid: jidSchema, device_id: deviceIdSchema });
