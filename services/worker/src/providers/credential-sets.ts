@@ -12,8 +12,14 @@ export type CredentialSet =
   | { platform: 'ios'; app: string; credentials: ApnsCredentials; fingerprint: string }
   | { platform: 'android'; app: string; account: FcmServiceAccount; fingerprint: string };
 
-/** One credential set as loaded: usable, or why not (`entry` names an apps-file entry). */
-export type LoadedSet = { ok: true; set: CredentialSet } | { ok: false; problem: string; entry: string | null };
+/** What is wrong with a credential set; `entry` names the apps-file entry (null: the defaults). */
+export interface SetProblem {
+  problem: string;
+  entry: string | null;
+}
+
+/** One credential set as loaded: usable, or why not (an app_id listed twice has two entries). */
+export type LoadedSet = { ok: true; set: CredentialSet } | { ok: false; problems: SetProblem[] };
 
 export interface LoadedCredentials {
   /** Per platform: DEFAULT_APP, then every app_id the apps file names (broken entries included). */
@@ -22,6 +28,8 @@ export interface LoadedCredentials {
   /** Apps-file entries without a usable app_id: only reported. */
   unnamed: EntryProblem[];
 }
+
+const broken = (problem: string, entry: string | null): LoadedSet => ({ ok: false, problems: [{ problem, entry }] });
 
 const sha256 = (...parts: (string | Buffer)[]) => {
   const h = createHash('sha256');
@@ -46,24 +54,29 @@ export function loadCredentials(config: Config): LoadedCredentials {
   const sets: LoadedCredentials['sets'] = { ios: new Map(), android: new Map() };
 
   const apns = loadApnsCredentials(config.apns);
-  sets.ios.set(DEFAULT_APP, typeof apns === 'string' ? { ok: false, problem: apns, entry: null } : { ok: true, set: iosSet(DEFAULT_APP, apns) });
+  sets.ios.set(DEFAULT_APP, typeof apns === 'string' ? broken(apns, null) : { ok: true, set: iosSet(DEFAULT_APP, apns) });
   const account = loadFcmServiceAccount(config.fcm.serviceAccountPath);
   sets.android.set(
     DEFAULT_APP,
-    typeof account === 'string' ? { ok: false, problem: account, entry: null } : { ok: true, set: androidSet(DEFAULT_APP, account) },
+    typeof account === 'string' ? broken(account, null) : { ok: true, set: androidSet(DEFAULT_APP, account) },
   );
 
   const file = readAppsFile(config.appsPath);
   if (file.state !== 'read') return { sets, appsFile: file, unnamed: [] };
 
-  for (const p of file.problems) if (p.appId) sets[p.platform].set(p.appId, { ok: false, problem: p.problem, entry: p.entry });
+  for (const p of file.problems) {
+    if (!p.appId) continue;
+    const known = sets[p.platform].get(p.appId);
+    if (known && !known.ok) known.problems.push({ problem: p.problem, entry: p.entry });
+    else sets[p.platform].set(p.appId, broken(p.problem, p.entry));
+  }
   for (const e of file.ios) {
     const entry = e.entry;
     const key = loadKey(e.keyPath, 'key_path');
     sets.ios.set(
       e.appId,
       typeof key === 'string'
-        ? { ok: false, problem: key, entry }
+        ? broken(key, entry)
         // The topic is `<app_id>.voip`: the app id is the bundle id.
         : { ok: true, set: iosSet(e.appId, { key, keyId: e.keyId, teamId: e.teamId, bundleId: e.appId }) },
     );
@@ -71,7 +84,7 @@ export function loadCredentials(config: Config): LoadedCredentials {
   for (const e of file.android) {
     const entry = e.entry;
     const sa = loadFcmServiceAccount(e.serviceAccountPath, 'service_account_path');
-    sets.android.set(e.appId, typeof sa === 'string' ? { ok: false, problem: sa, entry } : { ok: true, set: androidSet(e.appId, sa) });
+    sets.android.set(e.appId, typeof sa === 'string' ? broken(sa, entry) : { ok: true, set: androidSet(e.appId, sa) });
   }
   return { sets, appsFile: { state: 'read' }, unnamed: file.problems.filter((p) => !p.appId) };
 }

@@ -125,16 +125,16 @@ export function createProviderSet(deps: ProviderSetDeps): ProviderSet {
           if (!same) logConfigured(result.set);
           continue;
         }
-        if (reloading && current) {
-          // A key file caught mid-rewrite, a typo: the working credentials stay until fixed.
-          next[platform].set(app, current);
-          kept.push(`${platform}:${app}`);
-          log.error({ platform, app_id: app, entry: result.entry, problem: result.problem }, `Credentials reload: ${platform} ${app} keeps its previous credentials: ${result.problem}`);
-          continue;
+        // A key file caught mid-rewrite, a typo: on reload the working credentials stay until fixed.
+        const keep = reloading && current !== null;
+        next[platform].set(app, keep ? current : null);
+        if (keep) kept.push(`${platform}:${app}`);
+        for (const { problem, entry } of result.problems) {
+          const fields = { platform, app_id: app, entry, problem };
+          if (keep) log.error(fields, `Credentials reload: ${platform} ${app} keeps its previous credentials: ${problem}`);
+          else if (!entry) log.error({ platform, problem }, `${NAME[platform]} not configured: ${problem}`);
+          else log.error(fields, `Apps file entry skipped: ${entry}: ${problem}`);
         }
-        next[platform].set(app, null);
-        if (app === DEFAULT_APP && !result.entry) log.error({ platform, problem: result.problem }, `${NAME[platform]} not configured: ${result.problem}`);
-        else log.error({ platform, app_id: app, entry: result.entry, problem: result.problem }, `Apps file entry skipped: ${result.entry}: ${result.problem}`);
       }
     }
     for (const p of loaded.unnamed) log.error({ platform: p.platform, entry: p.entry, problem: p.problem }, `Apps file entry skipped: ${p.entry}: ${p.problem}`);
