@@ -176,29 +176,28 @@ export function createProviderSet(deps: ProviderSetDeps): ProviderSet {
   apply(first, false);
 
   let reloads: Promise<boolean> = Promise.resolve(true);
+  const failed = (problem: string): false => {
+    metrics.credentialReloads.inc({ result: 'failed' });
+    log.error({ problem }, `Credentials reload failed, keeping the previous credentials: ${problem}`);
+    return false;
+  };
   const reloadOnce = async (): Promise<boolean> => {
-    let loaded: LoadedCredentials;
     try {
-      loaded = loadCredentials(config);
+      const loaded = loadCredentials(config);
+      // A file that cannot be read as a whole says nothing about which apps exist: nothing changes.
+      if (loaded.appsFile.state === 'unusable') return failed(loaded.appsFile.problem);
+      // Gone between two reads (an editor's delete-then-write, an unmounted volume): dropping every
+      // app would push their registrations with the default credentials. Write {} to remove all.
+      if (loaded.appsFile.state === 'missing' && appsFileRead) return failed(`PUSH_APPS_PATH ${config.appsPath} is gone (write {} to remove every app)`);
+      // apply() swaps the routes only once the new ones are complete.
+      apply(loaded, true);
+      appsFileRead = loaded.appsFile.state === 'read';
+      metrics.credentialReloads.inc({ result: 'ok' });
+      return true;
     } catch (err) {
-      metrics.credentialReloads.inc({ result: 'failed' });
-      log.error({ problem: (err as Error).message }, `Credentials reload failed, keeping the previous credentials: ${(err as Error).message}`);
-      return false;
+      // A signal handler must never take the worker down.
+      return failed(`unexpected error: ${(err as Error).message}`);
     }
-    // A file that cannot be read as a whole says nothing about which apps exist: nothing changes.
-    let failure = loaded.appsFile.state === 'unusable' ? loaded.appsFile.problem : null;
-    // Gone between two reads (an editor's delete-then-write, an unmounted volume): dropping every
-    // app would push their registrations with the default credentials. Write {} to remove all.
-    if (loaded.appsFile.state === 'missing' && appsFileRead) failure = `PUSH_APPS_PATH ${config.appsPath} is gone (write {} to remove every app)`;
-    if (failure) {
-      metrics.credentialReloads.inc({ result: 'failed' });
-      log.error({ problem: failure }, `Credentials reload failed, keeping the previous credentials: ${failure}`);
-      return false;
-    }
-    appsFileRead = loaded.appsFile.state === 'read';
-    apply(loaded, true);
-    metrics.credentialReloads.inc({ result: 'ok' });
-    return true;
   };
 
   return {
