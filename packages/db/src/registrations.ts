@@ -1,14 +1,14 @@
+import type { ApnsEnvironment } from '@veil/config/config';
 import { timed, type Db } from './client.ts';
 
 export type Platform = 'ios' | 'android';
-/** The APNs gateway of an iOS token; null = the deployment default (APNS_USE_SANDBOX). */
-export type ApnsEnvironment = 'sandbox' | 'production';
 
 export interface Registration {
   jid: string;
   device_id: string;
   platform: Platform;
   app_id: string | null;
+  /** The APNs gateway of an iOS token; null = the deployment default (APNS_USE_SANDBOX). */
   apns_environment: ApnsEnvironment | null;
   created_at: Date;
   updated_at: Date;
