@@ -41,6 +41,10 @@ describe('loadConfig', () => {
     expect(both.host).toBe('sb:2');
     expect(() => loadConfig({ APNS_PRODUCTION_HOST: 'https://x' })).toThrow(/APNS_PRODUCTION_HOST must be host\[:port\]/);
     expect(loadConfig({}).appsPath).toBe('/etc/veil/apps.json');
+    expect(loadConfig({}).apns.apnsHostOnly).toBe(false);
+    expect(loadConfig({ APNS_HOST: 'proxy:1' }).apns.apnsHostOnly).toBe(true);
+    expect(loadConfig({ APNS_HOST: 'proxy:1', APNS_PRODUCTION_HOST: 'prod:3' }).apns.apnsHostOnly).toBe(false);
+    expect(loadConfig({ APNS_USE_SANDBOX: 'false', APNS_HOST: 'proxy:1', APNS_PRODUCTION_HOST: 'prod:3' }).apns.apnsHostOnly).toBe(true);
   });
 
   it('reports every problem at once, one message each', () => {

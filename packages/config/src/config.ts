@@ -27,6 +27,11 @@ export interface Config {
     defaultEnvironment: ApnsEnvironment;
     /** host[:port] of each gateway: APNS_SANDBOX_HOST / APNS_PRODUCTION_HOST, else APNS_HOST for the default one, else Apple's. */
     hosts: Record<ApnsEnvironment, string>;
+    /**
+     * APNS_HOST is set and the other environment has no variable of its own: APNs traffic is
+     * pinned to one override (round 1's single-gateway set-up: a test gateway, one egress proxy).
+     */
+    apnsHostOnly: boolean;
   };
   /** PUSH_APPS_PATH: the apps file with per-app credentials (missing file = no extra apps). */
   appsPath: string;
@@ -172,6 +177,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       host: hosts[defaultEnvironment],
       defaultEnvironment,
       hosts,
+      apnsHostOnly: e.APNS_HOST !== null && (defaultEnvironment === 'sandbox' ? e.APNS_PRODUCTION_HOST : e.APNS_SANDBOX_HOST) === null,
     },
     appsPath: e.PUSH_APPS_PATH,
     fcm: { serviceAccountPath: e.FCM_SERVICE_ACCOUNT_PATH, apiUrl: e.FCM_API_URL },

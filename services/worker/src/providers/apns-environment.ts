@@ -20,16 +20,21 @@ export type EnvironmentFallback = { tried: ApnsEnvironment; then: ApnsEnvironmen
  * - any other failure there (timeout, 5xx, bad key) is thrown like any send failure: retried or
  *   failed by the queue, the registration kept. A retry starts again at the default gateway.
  * Nothing is remembered between pushes: the registration is the place for the environment.
+ *
+ * Off (`tryOther` false) when APNS_HOST pins APNs to one override and the other environment has
+ * no gateway variable: that set-up reaches one gateway only (a test gateway, an egress proxy),
+ * and BadDeviceToken purges at once, as before environments existed.
  */
 export async function sendToEnvironment(
   push: PushJob,
-  defaultEnvironment: ApnsEnvironment,
+  opts: { defaultEnvironment: ApnsEnvironment; tryOther: boolean },
   send: (environment: ApnsEnvironment) => Promise<SendResult>,
   onFallback: (fallback: EnvironmentFallback) => void,
 ): Promise<SendResult> {
   if (push.apns_environment) return send(push.apns_environment);
+  const { defaultEnvironment } = opts;
   const first = await send(defaultEnvironment);
-  if (first === 'delivered' || first.tokenInvalid !== 'BadDeviceToken') return first;
+  if (!opts.tryOther || first === 'delivered' || first.tokenInvalid !== 'BadDeviceToken') return first;
   const other = OTHER_ENVIRONMENT[defaultEnvironment];
   const second = await send(other);
   onFallback({ tried: defaultEnvironment, then: other, outcome: second === 'delivered' ? 'delivered' : 'rejected' });

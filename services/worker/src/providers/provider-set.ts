@@ -80,7 +80,7 @@ export function createProviderSet(deps: ProviderSetDeps): ProviderSet {
     live.run((provider) =>
       sendToEnvironment(
         push,
-        config.apns.defaultEnvironment,
+        { defaultEnvironment: config.apns.defaultEnvironment, tryOther: !config.apns.apnsHostOnly },
         (environment) => provider(environment).send(push),
         (fallback) => {
           metrics.apnsEnvironmentFallbacks.inc({ outcome: fallback.outcome });
