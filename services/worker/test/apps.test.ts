@@ -2,8 +2,8 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '@veil/config/config';
-import { createLogger } from '@veil/log/logger';
 import { writeTestApnsKey, type TestApnsKey } from '@veil/testkit/apns-stand-in';
+import { captureLogs } from '@veil/testkit/logs';
 import { createWorkerMetrics } from '../src/metrics.ts';
 import { createProviderSet } from '../src/providers/provider-set.ts';
 import { registrationToken, startHarness, type Harness } from './support/harness.ts';
@@ -133,11 +133,10 @@ describe('an unusable apps file', () => {
   it('not JSON at start: one error line, the default credentials still work', async () => {
     const path = join(h.dir, 'broken-apps.json');
     writeFileSync(path, '{"ios": [');
-    const lines: { level: number; msg: string }[] = [];
-    const log = createLogger({ service: 'worker', level: 'info', destination: { write: (l: string) => void lines.push(JSON.parse(l)) } });
-    const set = createProviderSet({ config: loadConfig({ ...h.env, PUSH_APPS_PATH: path }), log, metrics: createWorkerMetrics() });
+    const captured = captureLogs('worker');
+    const set = createProviderSet({ config: loadConfig({ ...h.env, PUSH_APPS_PATH: path }), log: captured.log, metrics: createWorkerMetrics() });
     try {
-      expect(lines.filter((l) => l.level >= 50).map((l) => l.msg)).toEqual([`Apps file unusable: PUSH_APPS_PATH ${path} is not JSON`]);
+      expect(captured.lines().filter((l) => (l.level as number) >= 50).map((l) => l.msg)).toEqual([`Apps file unusable: PUSH_APPS_PATH ${path} is not JSON`]);
       expect(set.forJob({ platform: 'ios', app_id: 'com.acme.a' } as never)).toMatchObject({ app: 'default' });
       expect(set.forJob({ platform: 'ios', app_id: 'com.acme.a' } as never).provider).not.toBeNull();
     } finally {

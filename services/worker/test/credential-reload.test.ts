@@ -3,8 +3,9 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { writeTestApnsKey, type TestApnsKey } from '@veil/testkit/apns-stand-in';
+import { waitUntil } from '@veil/testkit/wait';
 import { startHarness, type Harness } from './support/harness.ts';
-import { spawnWorker, until } from './support/worker-process.ts';
+import { spawnWorker } from './support/worker-process.ts';
 
 let h: Harness | undefined;
 const children: ChildProcess[] = [];
@@ -38,13 +39,13 @@ describe('SIGHUP reload', () => {
     // Three iOS pushes held by Apple for 1.5 s while the keys change under them.
     h.apns.answer(null, { status: 200, delayMs: 1500 });
     const inflight = await Promise.all(Array.from({ length: 3 }, () => harness.enqueue('ios', { v: 2, app_id: app })));
-    await until(() => harness.apns.requests.length >= 3);
+    await waitUntil(() => harness.apns.requests.length >= 3);
 
     writeFileSync(h.env.PUSH_APPS_PATH!, JSON.stringify({ ios: [iosApp(app, newKey)], android: [{ app_id: app, service_account_path: saPath }] }));
     // A new key for the same service account, written over the old file as a secret mount is.
     writeFileSync(saPath, readFileSync(h.fcm.writeServiceAccount(h.dir, { projectId: 'rotate', newKey: true })));
     w.child.kill('SIGHUP');
-    await until(() => w.lines.some((l) => l.msg === 'Credentials reloaded'));
+    await waitUntil(() => w.lines.some((l) => l.msg === 'Credentials reloaded'));
     h.apns.answer(null, { status: 200 });
 
     const after = await Promise.all(Array.from({ length: 2 }, () => harness.enqueue('ios', { v: 2, app_id: app })));

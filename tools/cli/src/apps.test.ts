@@ -93,7 +93,7 @@ describe('veil call --app', () => {
   it("queues pushes only for the callee's devices of that app, carrying the job contract", async () => {
     const c = capture();
     const code = await runCli(['call', 'bob', '--app', 'com.acme.phone', '--name', 'Alice', '--call-id', 'cli-app-1'], {
-      env: { REDIS_URL: TEST_REDIS_URL, PUSH_TTL_SECONDS: '20' }, ...c, openDb: () => db, queueBase,
+      env: { REDIS_URL: TEST_REDIS_URL, PUSH_TTL_SECONDS: '20', PUSH_QUEUE: queueBase }, ...c, openDb: () => db,
     });
     expect(code).toBe(0);
     const ios = queue('ios');
@@ -115,7 +115,7 @@ describe('veil call --app', () => {
   it('an app the callee has no device of: exit 1, nothing queued', async () => {
     const c = capture();
     const code = await runCli(['call', 'bob', '--app', 'com.nobody', '--call-id', 'cli-app-2'], {
-      env: { REDIS_URL: TEST_REDIS_URL }, ...c, openDb: () => db, queueBase,
+      env: { REDIS_URL: TEST_REDIS_URL, PUSH_QUEUE: queueBase }, ...c, openDb: () => db,
     });
     expect(code).toBe(1);
     expect(c.io.stderr).toContain('bob has no registrations of app com.nobody');

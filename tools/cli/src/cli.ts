@@ -12,8 +12,6 @@ export interface CliDeps {
   err: { write(text: string): unknown };
   /** Tests hand in a database of their own; the real CLI opens DATABASE_URL. */
   openDb?: (config: Config) => Db;
-  /** Tests queue on their own queues (`call --app`); the real CLI uses the production names. */
-  queueBase?: string;
 }
 
 export const USAGE = `usage: pnpm veil <command>

@@ -3,7 +3,7 @@ import type { Config } from '@veil/config/config';
 import { createDb } from '@veil/db/client';
 import { findCalleeDevices } from '@veil/db/registrations';
 import { tokenHash } from '@veil/log/token-hash';
-import { PUSH_JOB, PUSH_QUEUE, pushJobOptions, pushJobSchema, pushQueueName, type PushPlatform } from '@veil/queue/contracts';
+import { PUSH_JOB, pushJobOptions, pushJobSchema, pushQueueName, type PushPlatform } from '@veil/queue/contracts';
 import { createRedis } from '@veil/queue/redis';
 import type { CliDeps } from '../cli.ts';
 
@@ -41,7 +41,7 @@ export async function callAppCommand(call: AppCall, config: Config, deps: CliDep
         call_type: call.callType, enqueued_at: now, deadline: now + config.pushTtlSeconds * 1000,
       });
       let queue = queues.get(d.platform);
-      if (!queue) queues.set(d.platform, (queue = new Queue(pushQueueName(deps.queueBase ?? PUSH_QUEUE, d.platform), { connection })));
+      if (!queue) queues.set(d.platform, (queue = new Queue(pushQueueName(config.pushQueue, d.platform), { connection })));
       await queue.add(PUSH_JOB, job, pushJobOptions(job, config.pushMaxAttempts, config.pushTtlSeconds));
       deps.out.write(`queued ${d.platform} push for ${d.jid} device ${d.device_id} (app ${call.app}, token hash ${tokenHash(d.push_token)})\n`);
     }
