@@ -13,7 +13,7 @@ import { benchCallEnded, benchRegistered } from './phases/lifecycle.ts';
 import { startNaiveWorker } from './phases/naive.ts';
 import { REPO_ROOT, findPids, readCpuSeconds, type ServiceProcess } from './lib/proc.ts';
 import { seedCallees, type Callee } from './lib/seed.ts';
-import { createStack, type Stack } from './lib/stack.ts';
+import { BENCH_APPS, createStack, type Stack } from './lib/stack.ts';
 import { fmt } from './lib/stats.ts';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -94,6 +94,9 @@ async function drainPhase(stack: Stack, rows: Row[], extraWorkers: ServiceProces
   const cpu = cpuMeter([...extraWorkers]);
   const one = await benchDrain(stack.redisUrl, stack.queueBase, stack.arrivals, async () => {});
   rows.push(['drain: 1 worker process', `${fmt(one.pushesPerSecond, 0)} pushes/s`, `${fmt(one.seconds, 2)} s`, `missing ${one.missing}; ${cpu()} (includes queueing the jobs)`]);
+  // The same backlog spread over three apps (own keys, provider tokens, OAuth tokens, connections).
+  const apps = await benchDrain(stack.redisUrl, stack.queueBase, stack.arrivals, async () => {}, BENCH_APPS);
+  rows.push(['drain: 1 worker, pushes over 3 apps', `${fmt(apps.pushesPerSecond, 0)} pushes/s`, `${fmt(apps.seconds, 2)} s`, `missing ${apps.missing}; ${fmt((100 * apps.pushesPerSecond) / one.pushesPerSecond, 0)}% of one app`]);
   extraWorkers.push(await stack.startWorker('worker-2'));
   const two = await benchDrain(stack.redisUrl, stack.queueBase, stack.arrivals, async () => {});
   rows.push(['drain: 2 worker processes', `${fmt(two.pushesPerSecond, 0)} pushes/s`, `${fmt(two.seconds, 2)} s`, `missing ${two.missing}`]);

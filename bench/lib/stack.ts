@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -11,6 +11,9 @@ import { startFcmStandIn, type FcmRecordedRequest, type FcmStandIn } from '@veil
 import { REPO_ROOT, startService, type ServiceProcess } from './proc.ts';
 
 const REDIS_BASE = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** The apps of the drain-over-3-apps phase: each its own APNs key and team, and Firebase project. */
+export const BENCH_APPS = ['com.bench.one', 'com.bench.two', 'com.bench.three'];
 
 /** A push as the stand-ins saw it: which call, and when (performance.now()). */
 export interface Arrival {
@@ -62,6 +65,18 @@ export async function createStack(): Promise<Stack> {
   // Queues of the run's own in the shared Redis, as an operator would separate two deployments.
   const queueBase = `veil-bench-${randomBytes(4).toString('hex')}`;
 
+  // PUSH_APPS_PATH: three apps with their own credentials (the worker loads them at start).
+  const apps = BENCH_APPS.map((appId, i) => {
+    const appKey = writeTestApnsKey(dir, { keyId: `BENCHKEY0${i + 1}`, teamId: `BENCHTEAM${i + 1}` });
+    apns.addKey(appKey);
+    return {
+      ios: { app_id: appId, key_path: appKey.path, key_id: appKey.keyId, team_id: appKey.teamId },
+      android: { app_id: appId, service_account_path: fcm.writeServiceAccount(dir, { projectId: `bench-app-${i + 1}` }) },
+    };
+  });
+  const appsPath = join(dir, 'apps.json');
+  writeFileSync(appsPath, JSON.stringify({ ios: apps.map((a) => a.ios), android: apps.map((a) => a.android) }));
+
   const port = await freePort();
   const env: Record<string, string> = {
     NODE_ENV: 'production',
@@ -71,6 +86,7 @@ export async function createStack(): Promise<Stack> {
     PORT: String(port),
     JWT_SECRET: 'bench-secret-bench-secret-bench-secret',
     ...standInEnv({ key, apns, fcm, serviceAccountPath: fcm.writeServiceAccount(dir) }),
+    PUSH_APPS_PATH: appsPath,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
   };
   const services: ServiceProcess[] = [];

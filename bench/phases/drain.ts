@@ -7,9 +7,16 @@ export const DRAIN_JOBS = 20_000;
 
 /**
  * Queues DRAIN_JOBS pushes (half iOS, half Android) while the queues are paused, then resumes
- * them and times the whole backlog reaching the stand-ins: pushes per second.
+ * them and times the whole backlog reaching the stand-ins: pushes per second. `appIds` spreads
+ * the pushes round-robin over those apps (null: the default credentials).
  */
-export async function benchDrain(redisUrl: string, queueBase: string, arrivals: Arrival[], startDrainers: () => Promise<void>): Promise<{ pushesPerSecond: number; seconds: number; missing: number }> {
+export async function benchDrain(
+  redisUrl: string,
+  queueBase: string,
+  arrivals: Arrival[],
+  startDrainers: () => Promise<void>,
+  appIds: (string | null)[] = [null],
+): Promise<{ pushesPerSecond: number; seconds: number; missing: number }> {
   const connection = { url: redisUrl, maxRetriesPerRequest: null };
   const queues = { ios: new Queue(pushQueueName(queueBase, 'ios'), { connection }), android: new Queue(pushQueueName(queueBase, 'android'), { connection }) };
   await Promise.all(Object.values(queues).map((q) => q.pause()));
@@ -27,7 +34,8 @@ export async function benchDrain(redisUrl: string, queueBase: string, arrivals: 
         jid: `drain${j}@bench.example`,
         device_id: randomUUID(),
         push_token: platform === 'ios' ? (j.toString(16).padStart(8, '0') + 'cd'.repeat(28)).slice(0, 64) : `drain-fcm-${j}`,
-        app_id: null,
+        // j >> 1: both platforms cycle through every app.
+        app_id: appIds[(j >> 1) % appIds.length]!,
         caller_name: 'Alice',
         call_id: `${prefix}${j}`,
         call_type: 'audio',

@@ -30,6 +30,23 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ PUSH_QUEUE: 'a b:c' })).toThrow(/PUSH_QUEUE/);
   });
 
+  it('gives each APNs environment its own gateway; APNS_HOST overrides only the default one, unless that one has its own', () => {
+    expect(loadConfig({}).apns).toMatchObject({ defaultEnvironment: 'sandbox', hosts: { sandbox: 'api.sandbox.push.apple.com', production: 'api.push.apple.com' } });
+    expect(loadConfig({ APNS_HOST: 'proxy:1' }).apns.hosts).toEqual({ sandbox: 'proxy:1', production: 'api.push.apple.com' });
+    expect(loadConfig({ APNS_USE_SANDBOX: 'false', APNS_HOST: 'proxy:1' }).apns).toMatchObject({
+      defaultEnvironment: 'production', host: 'proxy:1', hosts: { sandbox: 'api.sandbox.push.apple.com', production: 'proxy:1' },
+    });
+    const both = loadConfig({ APNS_HOST: 'proxy:1', APNS_SANDBOX_HOST: 'sb:2', APNS_PRODUCTION_HOST: 'prod:3' }).apns;
+    expect(both.hosts).toEqual({ sandbox: 'sb:2', production: 'prod:3' });
+    expect(both.host).toBe('sb:2');
+    expect(() => loadConfig({ APNS_PRODUCTION_HOST: 'https://x' })).toThrow(/APNS_PRODUCTION_HOST must be host\[:port\]/);
+    expect(loadConfig({}).appsPath).toBe('/etc/veil/apps.json');
+    expect(loadConfig({}).apns.apnsHostOnly).toBe(false);
+    expect(loadConfig({ APNS_HOST: 'proxy:1' }).apns.apnsHostOnly).toBe(true);
+    expect(loadConfig({ APNS_HOST: 'proxy:1', APNS_PRODUCTION_HOST: 'prod:3' }).apns.apnsHostOnly).toBe(false);
+    expect(loadConfig({ APNS_USE_SANDBOX: 'false', APNS_HOST: 'proxy:1', APNS_PRODUCTION_HOST: 'prod:3' }).apns.apnsHostOnly).toBe(true);
+  });
+
   it('reports every problem at once, one message each', () => {
     try {
       loadConfig({ PORT: 'abc', PUSH_TTL_SECONDS: '0', LOG_LEVEL: 'loud', CALL_NOTIFY_ALLOWED_CIDRS: '10.0.0.0/99' });

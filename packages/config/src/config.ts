@@ -25,7 +25,18 @@ export interface Config {
     useSandbox: boolean;
     /** host[:port] of the gateway actually used (APNS_HOST, else sandbox or production). */
     host: string;
+    /** Where a registration without its own apns_environment goes (APNS_USE_SANDBOX). */
+    defaultEnvironment: ApnsEnvironment;
+    /** host[:port] of each gateway: APNS_SANDBOX_HOST / APNS_PRODUCTION_HOST, else APNS_HOST for the default one, else Apple's. */
+    hosts: Record<ApnsEnvironment, string>;
+    /**
+     * APNS_HOST is set and the other environment has no variable of its own: APNs traffic is
+     * pinned to one override (round 1's single-gateway set-up: a test gateway, one egress proxy).
+     */
+    apnsHostOnly: boolean;
   };
+  /** PUSH_APPS_PATH: the apps file with per-app credentials (missing file = no extra apps). */
+  appsPath: string;
   fcm: {
     serviceAccountPath: string;
     apiUrl: string;
@@ -47,6 +58,9 @@ export interface Config {
 
 export const APNS_PRODUCTION_HOST = 'api.push.apple.com';
 export const APNS_SANDBOX_HOST = 'api.sandbox.push.apple.com';
+
+export type ApnsEnvironment = 'sandbox' | 'production';
+export const APNS_ENVIRONMENTS: readonly ApnsEnvironment[] = ['sandbox', 'production'];
 
 /** Thrown by loadConfig with one message per problem, so an operator can fix them all at once. */
 export class ConfigError extends Error {
@@ -94,6 +108,9 @@ const url = (name: string, fallback: string, protocols: string[]) =>
     }
   }, `${name} must be a ${protocols.join(' or ')} URL`);
 
+const hostPort = (name: string) =>
+  optional.refine((v) => v === null || /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9a-fA-F:]+\](:\d{1,5})?$/.test(v), `${name} must be host[:port]`);
+
 const schema = z.object({
   PORT: integer('PORT', 8443, 0, 65535),
   DATABASE_URL: url('DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/postgres', ['postgres:', 'postgresql:']),
@@ -129,7 +146,10 @@ const schema = z.object({
   APNS_TEAM_ID: optional,
   APNS_BUNDLE_ID: optional,
   APNS_USE_SANDBOX: bool('APNS_USE_SANDBOX', true),
-  APNS_HOST: optional.refine((v) => v === null || /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9a-fA-F:]+\](:\d{1,5})?$/.test(v), 'APNS_HOST must be host[:port]'),
+  APNS_HOST: hostPort('APNS_HOST'),
+  APNS_SANDBOX_HOST: hostPort('APNS_SANDBOX_HOST'),
+  APNS_PRODUCTION_HOST: hostPort('APNS_PRODUCTION_HOST'),
+  PUSH_APPS_PATH: withDefault('/etc/veil/apps.json'),
   FCM_SERVICE_ACCOUNT_PATH: withDefault('/etc/veil/fcm_service_account.json'),
   FCM_API_URL: url('FCM_API_URL', 'https://fcm.googleapis.com', ['https:', 'http:']).transform((v) => v.replace(/\/+$/, '')),
   // Both services must agree on it; a test or a second deployment on one Redis picks its own.
@@ -157,6 +177,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(parsed.error.issues.map((issue) => issue.message));
   }
   const e = parsed.data;
+  const defaultEnvironment: ApnsEnvironment = e.APNS_USE_SANDBOX ? 'sandbox' : 'production';
+  // APNS_HOST keeps its round-1 meaning (the default environment's gateway) unless that
+  // environment has its own override.
+  const hosts: Record<ApnsEnvironment, string> = {
+    sandbox: e.APNS_SANDBOX_HOST ?? (defaultEnvironment === 'sandbox' ? e.APNS_HOST : null) ?? APNS_SANDBOX_HOST,
+    production: e.APNS_PRODUCTION_HOST ?? (defaultEnvironment === 'production' ? e.APNS_HOST : null) ?? APNS_PRODUCTION_HOST,
+  };
   return {
     port: e.PORT,
     databaseUrl: e.DATABASE_URL,
@@ -171,8 +198,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       teamId: e.APNS_TEAM_ID,
       bundleId: e.APNS_BUNDLE_ID,
       useSandbox: e.APNS_USE_SANDBOX,
-      host: e.APNS_HOST ?? (e.APNS_USE_SANDBOX ? APNS_SANDBOX_HOST : APNS_PRODUCTION_HOST),
+      host: hosts[defaultEnvironment],
+      defaultEnvironment,
+      hosts,
+      apnsHostOnly: e.APNS_HOST !== null && (defaultEnvironment === 'sandbox' ? e.APNS_PRODUCTION_HOST : e.APNS_SANDBOX_HOST) === null,
     },
+    appsPath: e.PUSH_APPS_PATH,
     fcm: { serviceAccountPath: e.FCM_SERVICE_ACCOUNT_PATH, apiUrl: e.FCM_API_URL },
     pushQueue: e.PUSH_QUEUE,
     pushTtlSeconds: e.PUSH_TTL_SECONDS,

@@ -2,7 +2,6 @@
 -- alert_token: an iOS app's ordinary remote-notification token (PushKit tokens take only VoIP
 -- pushes, so a visible missed-call alert needs its own token). Never returned, never logged.
 ALTER TABLE push_registrations ADD COLUMN alert_token text;
-ALTER TABLE push_registrations ADD COLUMN apns_environment text; -- MERGE: owned by 003
 
 -- Wake tracking: when Apple or Google last accepted a call push, when the REGISTER that followed
 -- one was last seen and how long after the push, and how many accepted pushes in a row went

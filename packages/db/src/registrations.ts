@@ -1,3 +1,4 @@
+import type { ApnsEnvironment } from '@veil/config/config';
 import { timed, type Db } from './client.ts';
 
 export type Platform = 'ios' | 'android';
@@ -7,6 +8,8 @@ export interface Registration {
   device_id: string;
   platform: Platform;
   app_id: string | null;
+  /** The APNs gateway of an iOS token; null = the deployment default (APNS_USE_SANDBOX). */
+  apns_environment: ApnsEnvironment | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -20,6 +23,7 @@ export interface CalleeDevice {
   app_id: string | null;
   /** iOS only: the remote-notification token for missed-call alerts. */
   alert_token: string | null;
+  apns_environment: ApnsEnvironment | null;
 }
 
 export interface RegistrationInput {
@@ -30,6 +34,8 @@ export interface RegistrationInput {
   app_id: string | null;
   /** Absent means none: each registration replaces the previous one's alert token. */
   alert_token?: string | null;
+  /** Absent or null: the deployment default. Replaced by every registration of the device. */
+  apns_environment?: ApnsEnvironment | null;
 }
 
 /** A registration removed to make room for a new device of the same JID (MAX_DEVICES_PER_USER). */
@@ -79,12 +85,12 @@ export async function upsertRegistration(
             AND token_digest = decode(md5(${input.push_token}::text), 'hex')
             AND NOT (jid = ${input.jid} AND device_id = ${input.device_id})`;
         const [row] = await tx<(Registration & { created: boolean })[]>`
-          INSERT INTO push_registrations (jid, device_id, platform, push_token, app_id, alert_token)
-          VALUES (${input.jid}, ${input.device_id}, ${input.platform}, ${input.push_token}, ${input.app_id}, ${input.alert_token ?? null})
+          INSERT INTO push_registrations (jid, device_id, platform, push_token, app_id, alert_token, apns_environment)
+          VALUES (${input.jid}, ${input.device_id}, ${input.platform}, ${input.push_token}, ${input.app_id}, ${input.alert_token ?? null}, ${input.apns_environment ?? null})
           ON CONFLICT (jid, device_id) DO UPDATE
-            SET platform = EXCLUDED.platform, push_token = EXCLUDED.push_token,
-                app_id = EXCLUDED.app_id, alert_token = EXCLUDED.alert_token, updated_at = now()
-          RETURNING jid, device_id, platform, app_id, created_at, updated_at, (xmax = 0) AS created`;
+            SET platform = EXCLUDED.platform, push_token = EXCLUDED.push_token, app_id = EXCLUDED.app_id,
+                alert_token = EXCLUDED.alert_token, apns_environment = EXCLUDED.apns_environment, updated_at = now()
+          RETURNING jid, device_id, platform, app_id, apns_environment, created_at, updated_at, (xmax = 0) AS created`;
         const { created, ...registration } = row!;
         // Only a new device adds to the count; trimming to the cap also catches a cap lowered since.
         const evicted =
@@ -165,10 +171,10 @@ export async function findCalleeDevices(db: Db, username: string, domain: string
   const local = username.toLowerCase();
   const query = domain
     ? db.sql<CalleeDevice[]>`
-        SELECT jid, device_id, platform, push_token, app_id, alert_token FROM push_registrations
+        SELECT jid, device_id, platform, push_token, app_id, alert_token, apns_environment FROM push_registrations
         WHERE jid = ${`${local}@${domain.toLowerCase()}`}`
     : db.sql<CalleeDevice[]>`
-        SELECT jid, device_id, platform, push_token, app_id, alert_token FROM push_registrations
+        SELECT jid, device_id, platform, push_token, app_id, alert_token, apns_environment FROM push_registrations
         WHERE jid_local = ${local}`;
   return [...(await timed(db, query))];
 }
@@ -200,7 +206,7 @@ export async function listRegistrations(db: Db, jid: string): Promise<Registrati
   const rows = await timed(
     db,
     db.sql<RegistrationDetail[]>`
-      SELECT jid, device_id, platform, push_token, alert_token, app_id, created_at, updated_at,
+      SELECT jid, device_id, platform, push_token, alert_token, app_id, apns_environment, created_at, updated_at,
              last_push_at, last_wake_at, last_wake_ms, unanswered_pushes
       FROM push_registrations WHERE jid = ${jid.toLowerCase()} ORDER BY created_at`,
   );

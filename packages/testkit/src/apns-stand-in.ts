@@ -23,15 +23,17 @@ export interface TestApnsKey {
   keyId: string;
   teamId: string;
   publicKey: KeyObject;
+  /** When set, the only apns-topic values this key may push to (else 400 TopicDisallowed), as Apple ties a key to its team's apps. */
+  topics?: string[];
 }
 
 /** Writes a fresh .p8 signing key into `dir`, as Apple's developer portal would hand one out. */
-export function writeTestApnsKey(dir: string, ids: { keyId?: string; teamId?: string } = {}): TestApnsKey {
+export function writeTestApnsKey(dir: string, ids: { keyId?: string; teamId?: string; topics?: string[] } = {}): TestApnsKey {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const keyId = ids.keyId ?? 'ABC123DEFG';
   const path = join(dir, `AuthKey_${keyId}.p8`);
   writeFileSync(path, privateKey.export({ type: 'pkcs8', format: 'pem' }));
-  return { path, keyId, teamId: ids.teamId ?? 'TEAM123456', publicKey };
+  return { path, keyId, teamId: ids.teamId ?? 'TEAM123456', publicKey, ...(ids.topics ? { topics: ids.topics } : {}) };
 }
 
 /** What the stand-in should do with a request. The last answer of a list repeats. */
@@ -56,6 +58,8 @@ export interface ApnsRecordedRequest {
   jwtClaims: { kid: string; iss: string; iat: number } | null;
   /** Which TLS session (connection) carried it, numbered from 1. */
   session: number;
+  /** The gateway's `environment` option (two stand-ins playing sandbox and production). */
+  environment: string | null;
   /** What the stand-in found wrong (empty when the request is exactly per SPEC). */
   problems: string[];
   answered: ApnsAnswer;
@@ -78,6 +82,10 @@ export interface ApnsStandIn {
   silenceExistingSessions(): void;
   /** Forget programs and recorded requests. */
   reset(): void;
+  /** Accept provider tokens signed with this key too (another team, a rotated key). */
+  addKey(key: TestApnsKey): void;
+  /** Refuse this key id from now on (403 InvalidProviderToken), as after revoking it in Apple's portal. */
+  revokeKey(keyId: string): void;
   close(): Promise<void>;
 }
 
@@ -86,20 +94,21 @@ function unregisteredTimestamp(): number {
   return Date.now();
 }
 
-function decodeJwt(jwt: string, key: TestApnsKey): { claims: ApnsRecordedRequest['jwtClaims']; problem: string | null } {
+function decodeJwt(jwt: string, keys: Map<string, TestApnsKey>): { claims: ApnsRecordedRequest['jwtClaims']; problem: string | null } {
   const parts = jwt.split('.');
   if (parts.length !== 3) return { claims: null, problem: 'provider token is not a JWT' };
   try {
     const header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString()) as { alg?: string; kid?: string };
     const payload = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString()) as { iss?: string; iat?: number };
+    const key = keys.get(header.kid ?? '');
+    if (!key) return { claims: null, problem: `kid ${header.kid}` };
     const ok = verify('sha256', Buffer.from(`${parts[0]}.${parts[1]}`), { key: key.publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(parts[2]!, 'base64url'));
     if (header.alg !== 'ES256') return { claims: null, problem: `alg ${header.alg}` };
     if (!ok) return { claims: null, problem: 'bad signature' };
-    if (header.kid !== key.keyId) return { claims: null, problem: `kid ${header.kid}` };
     if (payload.iss !== key.teamId) return { claims: null, problem: `iss ${payload.iss}` };
     const age = Date.now() / 1000 - (payload.iat ?? 0);
     if (typeof payload.iat !== 'number' || age > 3600 || age < -60) return { claims: null, problem: 'iat out of range' };
-    return { claims: { kid: header.kid, iss: payload.iss, iat: payload.iat }, problem: null };
+    return { claims: { kid: key.keyId, iss: payload.iss, iat: payload.iat }, problem: null };
   } catch {
     return { claims: null, problem: 'unparsable JWT' };
   }
@@ -178,6 +187,10 @@ export interface ApnsStandInOptions {
   port?: number;
   /** Called for every recorded request as it is answered (the benchmark times pushes with it). */
   onRequest?: (record: ApnsRecordedRequest) => void;
+  /** More keys accepted besides `key` (several teams, a rotation). */
+  keys?: TestApnsKey[];
+  /** A label recorded on each request ('sandbox', 'production'). */
+  environment?: string;
 }
 
 export async function startApnsStandIn(opts: ApnsStandInOptions): Promise<ApnsStandIn> {
@@ -186,16 +199,18 @@ export async function startApnsStandIn(opts: ApnsStandInOptions): Promise<ApnsSt
   const sessions = new Map<ServerHttp2Session, number>();
   const silent = new Set<ServerHttp2Session>();
   let sessionCount = 0;
+  const keys = new Map<string, TestApnsKey>([opts.key, ...(opts.keys ?? [])].map((k) => [k.keyId, k]));
   // A provider token is reused for up to an hour: verify each distinct one once (its age is
   // still checked on every use), so the stand-in's own CPU stays out of benchmark figures.
   const verified = new Map<string, { claims: ApnsRecordedRequest['jwtClaims']; problem: string | null }>();
   const verifyCached = (jwt: string) => {
     let result = verified.get(jwt);
     if (!result) {
-      result = decodeJwt(jwt, opts.key);
+      result = decodeJwt(jwt, keys);
       verified.set(jwt, result);
     }
     if (result.claims && Date.now() / 1000 - result.claims.iat > 3600) return { claims: null, problem: 'iat out of range' };
+    if (result.claims && !keys.has(result.claims.kid)) return { claims: null, problem: `kid ${result.claims.kid} revoked` };
     return result;
   };
 
@@ -238,7 +253,7 @@ export async function startApnsStandIn(opts: ApnsStandInOptions): Promise<ApnsSt
       }
       const record: ApnsRecordedRequest = {
         token, method: req.method, path: req.url, headers, body, rawBody, jwt, jwtClaims: decoded.claims,
-        session: sessions.get(session) ?? 0, problems, answered: { status: 200 }, at: Date.now(),
+        session: sessions.get(session) ?? 0, environment: opts.environment ?? null, problems, answered: { status: 200 }, at: Date.now(),
       };
       requests.push(record);
       opts.onRequest?.(record);
@@ -252,6 +267,10 @@ export async function startApnsStandIn(opts: ApnsStandInOptions): Promise<ApnsSt
       if (!match) return void reply(res, (record.answered = { status: 404, reason: 'BadPath' }).status, 'BadPath');
       if (!jwt) return void reply(res, (record.answered = { status: 403, reason: 'MissingProviderToken' }).status, 'MissingProviderToken');
       if (decoded.problem) return void reply(res, (record.answered = { status: 403, reason: 'InvalidProviderToken' }).status, 'InvalidProviderToken');
+      const allowed = keys.get(decoded.claims!.kid)?.topics;
+      if (allowed && !allowed.includes(headers['apns-topic'] ?? '')) {
+        return void reply(res, (record.answered = { status: 400, reason: 'TopicDisallowed' }).status, 'TopicDisallowed');
+      }
       if (problems.length > 0) {
         const reason = problems.includes('payload too large') ? 'PayloadTooLarge' : 'BadRequestStandIn';
         record.answered = { status: reason === 'PayloadTooLarge' ? 413 : 400, reason };
@@ -293,10 +312,28 @@ export async function startApnsStandIn(opts: ApnsStandInOptions): Promise<ApnsSt
       programs.clear();
       requests.length = 0;
     },
+    addKey(key) {
+      keys.set(key.keyId, key);
+    },
+    revokeKey(keyId) {
+      keys.delete(keyId);
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sessions.keys()) s.destroy();
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * Apple's two gateways as two stand-ins sharing the accepted keys: point APNS_SANDBOX_HOST and
+ * APNS_PRODUCTION_HOST at them. Each records its requests with its environment.
+ */
+export async function startApnsGateways(opts: Omit<ApnsStandInOptions, 'environment'>): Promise<{ sandbox: ApnsStandIn; production: ApnsStandIn }> {
+  const [sandbox, production] = await Promise.all([
+    startApnsStandIn({ ...opts, environment: 'sandbox' }),
+    startApnsStandIn({ ...opts, environment: 'production' }),
+  ]);
+  return { sandbox, production };
 }

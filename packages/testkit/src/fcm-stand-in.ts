@@ -41,6 +41,8 @@ export type FcmAnswer = { status: 200 } | { error: FcmErrorName; retryAfter?: st
 
 export interface FcmRecordedRequest {
   path: string;
+  /** The project of the path (several projects share one stand-in, as they share FCM). */
+  projectId: string;
   httpVersion: string;
   authorization: string | undefined;
   body: { message?: { token?: string; data?: Record<string, string>; android?: { priority?: string; ttl?: string } } } | null;
@@ -63,8 +65,14 @@ export interface FcmStandIn {
   accessTokenLifetimeSeconds: number;
   /** Default 'ok'; 'error' answers 503, 'hang' never answers (requests still count). */
   tokenEndpoint: FcmTokenEndpointMode;
-  /** Writes the service-account JSON (fresh RSA key) into `dir`; returns its path. */
-  writeServiceAccount(dir: string): string;
+  /**
+   * Writes a service-account JSON into `dir`; returns its path. Default: the stand-in's own
+   * project. Another `projectId` creates that project (its own account and key); `newKey` adds
+   * a fresh key to the account (both stay valid, as after "Add key" in Google's console).
+   */
+  writeServiceAccount(dir: string, opts?: { projectId?: string; newKey?: boolean }): string;
+  /** Token-endpoint hits that were for this project's account. */
+  tokenRequestsFor(projectId: string): number;
   answer(token: string | null, ...answers: FcmAnswer[]): void;
   /** Every access token issued so far is refused with 401 from now on. */
   revokeAccessTokens(): void;
@@ -132,8 +140,15 @@ export interface FcmStandInOptions {
 export async function startFcmStandIn(opts: FcmStandInOptions = {}): Promise<FcmStandIn> {
   const projectId = opts.projectId ?? 'veil-test';
   const clientEmail = `push@${projectId}.iam.gserviceaccount.com`;
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const issued = new Set<string>();
+  type Project = { clientEmail: string; keys: { privateKey: KeyObject; publicKey: KeyObject }[]; tokenRequests: number };
+  const newProject = (id: string): Project => ({
+    clientEmail: `push@${id}.iam.gserviceaccount.com`,
+    keys: [generateKeyPairSync('rsa', { modulusLength: 2048 })],
+    tokenRequests: 0,
+  });
+  const projects = new Map<string, Project>([[projectId, newProject(projectId)]]);
+  /** access token -> the project whose account it was issued to */
+  const issued = new Map<string, string>();
   const revoked = new Set<string>();
   const programs = new Map<string | null, FcmAnswer[]>();
   const requests: FcmRecordedRequest[] = [];
@@ -162,12 +177,17 @@ export async function startFcmStandIn(opts: FcmStandInOptions = {}): Promise<Fcm
     }
     const form = new URLSearchParams(raw);
     const assertion = form.get('assertion') ?? '';
-    const problem = verifyAssertion(assertion, publicKey, clientEmail, `https://127.0.0.1:${port}/token`);
+    const iss = assertionIssuer(assertion);
+    const owner = [...projects].find(([, p]) => p.clientEmail === iss);
+    if (owner) owner[1].tokenRequests++;
+    const problem = owner
+      ? owner[1].keys.map((k) => verifyAssertion(assertion, k.publicKey, owner[1].clientEmail, `https://127.0.0.1:${port}/token`)).reduce((a, b) => (a === null || b === null ? null : a))
+      : `iss ${iss}`;
     if (form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:jwt-bearer' || problem) {
       return json(res, 400, { error: 'invalid_grant', error_description: problem ?? 'bad grant_type' });
     }
     const token = `ya29.stand-in-${randomBytes(12).toString('hex')}`;
-    issued.add(token);
+    issued.set(token, owner![0]);
     json(res, 200, { access_token: token, expires_in: state.accessTokenLifetimeSeconds, token_type: 'Bearer' });
   };
 
@@ -178,8 +198,9 @@ export async function startFcmStandIn(opts: FcmStandInOptions = {}): Promise<Fcm
     } catch {
       // recorded as null
     }
+    const project = /^\/v1\/projects\/([^/]+)\/messages:send$/.exec(req.url)![1]!;
     const record: FcmRecordedRequest = {
-      path: req.url, httpVersion: req.httpVersion, authorization: req.headers.authorization, body,
+      path: req.url, projectId: project, httpVersion: req.httpVersion, authorization: req.headers.authorization, body,
       problems: checkMessage(body), answered: { status: 200 }, at: Date.now(),
     };
     requests.push(record);
@@ -189,6 +210,11 @@ export async function startFcmStandIn(opts: FcmStandInOptions = {}): Promise<Fcm
       const e = fcmErrorBody('UNAUTHENTICATED');
       record.answered = { error: 'UNAUTHENTICATED' };
       return json(res, e.http, e.body);
+    }
+    if (issued.get(bearer) !== project) {
+      // Another project's account has no permission on this one.
+      record.answered = { error: 'PERMISSION_DENIED' as FcmErrorName };
+      return json(res, 403, { error: { code: 403, message: 'stand-in: access token of another project', status: 'PERMISSION_DENIED' } });
     }
     if (record.problems.length > 0) {
       const e = fcmErrorBody('INVALID_ARGUMENT_PAYLOAD');
@@ -226,7 +252,8 @@ export async function startFcmStandIn(opts: FcmStandInOptions = {}): Promise<Fcm
       const raw = Buffer.concat(chunks).toString();
       if (req.method === 'POST' && req.url === '/token') return handleToken(raw, res);
       if (req.stream && silent.has(req.stream.session as import('node:http2').ServerHttp2Session)) return;
-      if (req.method === 'POST' && req.url === `/v1/projects/${projectId}/messages:send`) return handleSend(req, raw, res);
+      const sendTo = /^\/v1\/projects\/([^/]+)\/messages:send$/.exec(req.url)?.[1];
+      if (req.method === 'POST' && sendTo && projects.has(sendTo)) return handleSend(req, raw, res);
       json(res, 404, { error: { code: 404, message: 'not found', status: 'NOT_FOUND' } });
     });
   });
@@ -255,14 +282,19 @@ export async function startFcmStandIn(opts: FcmStandInOptions = {}): Promise<Fcm
     set tokenEndpoint(v: FcmTokenEndpointMode) {
       state.tokenEndpoint = v;
     },
-    writeServiceAccount(dir: string) {
-      const path = join(dir, `${projectId}-service-account.json`);
+    writeServiceAccount(dir: string, wanted: { projectId?: string; newKey?: boolean } = {}) {
+      const id = wanted.projectId ?? projectId;
+      let project = projects.get(id);
+      if (!project) projects.set(id, (project = newProject(id)));
+      else if (wanted.newKey) project.keys.push(generateKeyPairSync('rsa', { modulusLength: 2048 }));
+      const n = project.keys.length;
+      const path = join(dir, n > 1 ? `${id}-service-account-${n}.json` : `${id}-service-account.json`);
       writeFileSync(path, JSON.stringify({
         type: 'service_account',
-        project_id: projectId,
+        project_id: id,
         private_key_id: randomBytes(20).toString('hex'),
-        private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }),
-        client_email: clientEmail,
+        private_key: project.keys.at(-1)!.privateKey.export({ type: 'pkcs8', format: 'pem' }),
+        client_email: project.clientEmail,
         client_id: '100000000000000000000',
         token_uri: `${url}/token`,
       }, null, 2));
@@ -272,8 +304,9 @@ export async function startFcmStandIn(opts: FcmStandInOptions = {}): Promise<Fcm
       programs.set(token, answers);
     },
     revokeAccessTokens() {
-      for (const t of issued) revoked.add(t);
+      for (const t of issued.keys()) revoked.add(t);
     },
+    tokenRequestsFor: (id: string) => projects.get(id)?.tokenRequests ?? 0,
     sessionsOpened: () => sessionCount,
     silenceExistingSessions() {
       for (const s of sessions) silent.add(s);
@@ -291,6 +324,14 @@ export async function startFcmStandIn(opts: FcmStandInOptions = {}): Promise<Fcm
         for (const socket of sockets) socket.destroy();
       }),
   } as FcmStandIn;
+}
+
+function assertionIssuer(assertion: string): string | null {
+  try {
+    return (JSON.parse(Buffer.from(assertion.split('.')[1] ?? '', 'base64url').toString()) as { iss?: string }).iss ?? null;
+  } catch {
+    return null;
+  }
 }
 
 /** RS256 JWT-bearer assertion per RFC 7523 as Google checks it; returns what is wrong, or null. */

@@ -18,7 +18,7 @@ export function buildPushJobs(devices: CalleeDevice[], call: CallInfo, ttlSecond
     device_id: d.device_id,
     push_token: d.push_token,
     app_id: d.app_id,
-    apns_environment: null,
+    apns_environment: d.apns_environment,
     caller_name: call.caller_name,
     call_id: call.call_id,
     call_type: call.call_type,
@@ -39,7 +39,7 @@ export function endedDeviceMeta(devices: CalleeDevice[], call: CallInfo): EndedD
     push_token: d.platform === 'android' ? d.push_token : (d.alert_token ?? ''),
     alert_token: d.platform === 'ios' ? d.alert_token : null,
     app_id: d.app_id,
-    apns_environment: null,
+    apns_environment: d.apns_environment,
     caller_name: call.caller_name,
     call_type: call.call_type,
   }));

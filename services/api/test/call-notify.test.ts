@@ -5,7 +5,7 @@ import { PUSH_BACKOFF, PUSH_JOB, pushDedupId } from '@veil/queue/contracts';
 import { call, startApi, type RunningApi } from './support/api.ts';
 import { createTestDb, type TestDb } from '@veil/testkit/db';
 
-const BOB_IPHONE = { jid: 'bob@example.com', device_id: randomUUID(), platform: 'ios' as const, push_token: 'a1'.repeat(32), app_id: 'com.example.veil' };
+const BOB_IPHONE = { jid: 'bob@example.com', device_id: randomUUID(), platform: 'ios' as const, push_token: 'a1'.repeat(32), app_id: 'com.example.veil', apns_environment: 'production' as const };
 const BOB_PIXEL = { jid: 'bob@example.com', device_id: randomUUID(), platform: 'android' as const, push_token: 'fcm:bob-pixel', app_id: null };
 const BOB_OTHER_DOMAIN = { jid: 'bob@other.org', device_id: randomUUID(), platform: 'android' as const, push_token: 'fcm:bob-other', app_id: null };
 const CAROL = { jid: 'carol@example.com', device_id: randomUUID(), platform: 'ios' as const, push_token: 'c3'.repeat(32), app_id: null };
@@ -54,6 +54,7 @@ describe('POST /api/v1/push/call-notify', () => {
       device_id: BOB_IPHONE.device_id,
       push_token: BOB_IPHONE.push_token,
       app_id: 'com.example.veil',
+      apns_environment: 'production',
       caller_name: 'Alice',
       call_id: 'test-call-123',
       call_type: 'audio',
@@ -66,7 +67,7 @@ describe('POST /api/v1/push/call-notify', () => {
     expect(job.opts.deduplication?.id).toBe(pushDedupId('test-call-123', 'bob@example.com', BOB_IPHONE.device_id));
 
     const pixel = android.find((j) => j.data.jid === 'bob@example.com')!;
-    expect(pixel.data).toMatchObject({ platform: 'android', device_id: BOB_PIXEL.device_id, push_token: BOB_PIXEL.push_token, app_id: null });
+    expect(pixel.data).toMatchObject({ platform: 'android', device_id: BOB_PIXEL.device_id, push_token: BOB_PIXEL.push_token, app_id: null, apns_environment: null });
   });
 
   it('logs tokens only as hashes', async () => {

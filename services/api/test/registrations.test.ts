@@ -43,6 +43,7 @@ describe('POST /api/v1/push/register', () => {
       device_id: body.device_id,
       platform: 'ios',
       app_id: 'com.example.veil',
+      apns_environment: null,
       created_at: expect.any(String),
       updated_at: expect.any(String),
     });
@@ -69,6 +70,33 @@ describe('POST /api/v1/push/register', () => {
     const res = await register({ jid: 'alice@example.com', device_id: randomUUID(), platform: 'android', push_token: ANDROID_TOKEN, extra: { x: 1 } });
     expect(res.status).toBe(201);
     expect((await rows())[0]).toMatchObject({ platform: 'android', push_token: ANDROID_TOKEN, app_id: null });
+  });
+
+  it('stores apns_environment, answers it, and replaces it (null when absent) at the next registration', async () => {
+    const body = iosBody({ apns_environment: 'production' });
+    const created = await register(body);
+    expect(created).toMatchObject({ status: 201, body: { apns_environment: 'production' } });
+    const envOf = async () => (await db.sql<{ apns_environment: string | null }[]>`SELECT apns_environment FROM push_registrations WHERE device_id = ${body.device_id}`)[0]!.apns_environment;
+    expect(await envOf()).toBe('production');
+    expect(await register({ ...body, apns_environment: 'sandbox' })).toMatchObject({ status: 200, body: { apns_environment: 'sandbox' } });
+    expect(await envOf()).toBe('sandbox');
+    expect(await register({ ...body, apns_environment: undefined })).toMatchObject({ status: 200, body: { apns_environment: null } });
+    expect(await envOf()).toBeNull();
+  });
+
+  it('apns_environment other than sandbox/production is a 400 that stores nothing', async () => {
+    for (const value of ['development', 'Production', 1, true]) {
+      const res = await register(iosBody({ apns_environment: value }));
+      expect(res.status).toBe(400);
+      expect(res.body.error.message).toMatch(/^apns_environment: /);
+    }
+    expect(await rows()).toEqual([]);
+  });
+
+  it('apns_environment is ignored for android (stored and answered as null)', async () => {
+    const res = await register({ jid: 'alice@example.com', device_id: randomUUID(), platform: 'android', push_token: ANDROID_TOKEN, apns_environment: 'production' });
+    expect(res).toMatchObject({ status: 201, body: { apns_environment: null } });
+    expect((await db.sql`SELECT apns_environment FROM push_registrations`)[0]!.apns_environment).toBeNull();
   });
 
   it('never logs the whole token or the authorization header', async () => {

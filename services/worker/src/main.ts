@@ -32,6 +32,12 @@ async function main(): Promise<void> {
     log.flush?.();
     process.exit(0);
   };
+  // Key rotation without a restart: re-read keys, service accounts and the apps file. Pushes in
+  // flight finish on the old connections; a reload that fails keeps the old credentials.
+  process.on('SIGHUP', () => {
+    log.info('SIGHUP: reloading credentials');
+    void service.providers.reload();
+  });
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
 }

@@ -22,8 +22,8 @@ export function createWorkerMetrics() {
     },
     pushes: new Counter({
       name: 'veil_worker_pushes_total',
-      help: 'Push attempts by platform and outcome',
-      labelNames: ['platform', 'outcome'] as const,
+      help: 'Push attempts by platform, outcome and app (app_id: an app of PUSH_APPS_PATH, else "default")',
+      labelNames: ['platform', 'outcome', 'app_id'] as const,
       registers: [registry],
     }),
     latency: new Histogram({
@@ -36,7 +36,7 @@ export function createWorkerMetrics() {
     purges: new Counter({
       name: 'veil_worker_registrations_purged_total',
       help: 'Registrations deleted because Apple or Google rejected their token',
-      labelNames: ['platform'] as const,
+      labelNames: ['platform', 'app_id'] as const,
       registers: [registry],
     }),
     retries: new Counter({
@@ -60,6 +60,18 @@ export function createWorkerMetrics() {
       name: 'veil_worker_credentials_loaded',
       help: 'Push credentials usable by platform and app (1) or not configured (0); app_id "default" is APNS_* / FCM_SERVICE_ACCOUNT_PATH',
       labelNames: ['platform', 'app_id'] as const,
+      registers: [registry],
+    }),
+    credentialReloads: new Counter({
+      name: 'veil_worker_credential_reloads_total',
+      help: 'SIGHUP reloads of keys, service accounts and the apps file; result "failed" kept the previous credentials',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    apnsEnvironmentFallbacks: new Counter({
+      name: 'veil_worker_apns_environment_fallbacks_total',
+      help: 'iOS pushes without apns_environment that the default gateway answered BadDeviceToken, tried on the other one: delivered or rejected there too',
+      labelNames: ['outcome'] as const,
       registers: [registry],
     }),
     // The three below are computed when Prometheus scrapes (one bounded Redis round trip), so

@@ -7,11 +7,12 @@ import type { Logger } from '@veil/log/logger';
 import { tokenHash } from '@veil/log/token-hash';
 import { pushJobSchema, type CallEndReason, type PushJob, type PushPlatform } from '@veil/queue/contracts';
 import type { WorkerMetrics, PushOutcome } from './metrics.ts';
-import { PermanentError, RetryableError, type PushProvider } from './providers/types.ts';
+import type { ProviderSet } from './providers/provider-set.ts';
+import { PermanentError, RetryableError } from './providers/types.ts';
 
 export interface ProcessorDeps {
-  /** null: that platform is not configured (missing or bad credentials). */
-  providers: Record<PushPlatform, PushProvider | null>;
+  /** Picks each job's credentials (its app's, else the default); "not configured" when none load. */
+  providers: ProviderSet;
   db: Db;
   log: Logger;
   metrics: WorkerMetrics;
@@ -44,6 +45,8 @@ export function createPushProcessor(deps: ProcessorDeps) {
     const push: PushJob = parsed.data;
     const platform = push.platform;
     const name = PROVIDER_NAME[platform];
+    // app_id is a metrics label bounded by the apps the worker knows: any other is "default".
+    const { app, provider } = deps.providers.forJob(push);
     // The job's context goes on each line as it is written: a pino child per push (its bindings
     // serialised up front) cost more than the one line most pushes write.
     const context = {
@@ -60,7 +63,7 @@ export function createPushProcessor(deps: ProcessorDeps) {
       error: (msg: string, extra?: object) => deps.log.error(extra ? { ...context, ...extra } : context, msg),
     };
     const count = (outcome: PushOutcome, observeLatency: boolean) => {
-      deps.metrics.pushes.inc({ platform, outcome });
+      deps.metrics.pushes.inc({ platform, outcome, app_id: app });
       if (observeLatency) deps.metrics.latency.observe({ platform, outcome }, Math.max(0, now() - push.enqueued_at) / 1000);
     };
 
@@ -72,10 +75,9 @@ export function createPushProcessor(deps: ProcessorDeps) {
       return 'expired';
     }
 
-    const provider = deps.providers[platform];
     if (!provider) {
       count('not_configured', false);
-      log.error(`${name} not configured`);
+      log.error(`${name} not configured`, { app_id: app });
       return 'not_configured';
     }
 
@@ -168,7 +170,7 @@ export function createPushProcessor(deps: ProcessorDeps) {
       // one; and, when APNs says since when the token is invalid, only if not registered again since.
       const updatedBefore = result.unregisteredAt !== undefined ? { updatedBefore: new Date(result.unregisteredAt) } : {};
       const purged = await deleteRegistrationIfToken(deps.db, push.jid, push.device_id, push.push_token, updatedBefore);
-      if (purged) deps.metrics.purges.inc({ platform });
+      if (purged) deps.metrics.purges.inc({ platform, app_id: app });
       log.info(purged ? 'Registration purged' : 'Registration already re-registered or gone; nothing purged', { purged });
     } catch (err) {
       // Re-sending cannot help; the next call to this device gets the same answer and purges then.

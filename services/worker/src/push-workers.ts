@@ -8,11 +8,11 @@ import { createRedis } from '@veil/queue/redis';
 import { createBackoffStrategy } from './backoff.ts';
 import type { WorkerMetrics } from './metrics.ts';
 import { createPushProcessor } from './processor.ts';
-import type { PushProvider } from './providers/types.ts';
+import type { ProviderSet } from './providers/provider-set.ts';
 
 export interface PushWorkersDeps {
   config: Config;
-  providers: Record<PushPlatform, PushProvider | null>;
+  providers: ProviderSet;
   db: Db;
   log: Logger;
   metrics: WorkerMetrics;

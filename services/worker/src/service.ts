@@ -1,12 +1,11 @@
 import type { Config } from '@veil/config/config';
 import { createDb, type Db } from '@veil/db/client';
 import type { Logger } from '@veil/log/logger';
-import { PUSH_PLATFORMS, type PushPlatform } from '@veil/queue/contracts';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.ts';
 import { startMetricsServer } from './metrics-server.ts';
 import { createQueueProbe } from './queue-probe.ts';
-import { createProvidersFromConfig } from './providers/from-config.ts';
-import type { PushProvider } from './providers/types.ts';
+import type { FcmAccessTokenOptions } from './providers/fcm-access-token.ts';
+import { createProviderSet, type ProviderSet } from './providers/provider-set.ts';
 import { startPushWorkers, type PushWorkers } from './push-workers.ts';
 import { startRegistrationExpiry } from './registration-expiry.ts';
 
@@ -15,8 +14,8 @@ export interface WorkerServiceOptions {
   /** A database the caller owns (a test's schema); otherwise DATABASE_URL, closed by destroy(). */
   db?: Db;
   metrics?: WorkerMetrics;
-  /** Replaces the providers built from the configuration, platform by platform (tests: token timings). */
-  providers?: Partial<Record<PushPlatform, PushProvider | null>>;
+  /** FCM access-token timings (tests use seconds). */
+  fcmAccessToken?: Omit<FcmAccessTokenOptions, 'log'>;
   /** Bound on one provider request (tests shorten it). */
   requestTimeoutMs?: number;
 }
@@ -24,6 +23,8 @@ export interface WorkerServiceOptions {
 export interface WorkerService {
   config: Config;
   metrics: WorkerMetrics;
+  /** Every credential set (defaults and PUSH_APPS_PATH apps); reload() is SIGHUP's. */
+  providers: ProviderSet;
   /** Binds METRICS_PORT (the process exits there if it cannot), then takes jobs; resolves with the bound port. */
   start(): Promise<number>;
   /** Takes jobs without a metrics server (in-process tests). */
@@ -40,10 +41,7 @@ export function createWorkerService(config: Config, opts: WorkerServiceOptions):
   const { log } = opts;
   // Metrics first: the providers report which credentials loaded.
   const metrics = opts.metrics ?? createWorkerMetrics();
-  const built = createProvidersFromConfig(config, log, { requestTimeoutMs: opts.requestTimeoutMs, metrics });
-  const providers = { ...built, ...opts.providers };
-  // A replaced provider never sent anything; close it now so its connection pool holds nothing open.
-  for (const platform of PUSH_PLATFORMS) if (providers[platform] !== built[platform]) void built[platform]?.close();
+  const providers = createProviderSet({ config, log, metrics, requestTimeoutMs: opts.requestTimeoutMs, fcmAccessToken: opts.fcmAccessToken });
   // Postgres only for purges; the hot path reads everything from the job.
   const db = opts.db ?? createDb({ url: config.databaseUrl, max: 4 });
   let workers: PushWorkers | null = null;
@@ -54,6 +52,7 @@ export function createWorkerService(config: Config, opts: WorkerServiceOptions):
   return {
     config,
     metrics,
+    providers,
     async start() {
       // The metrics port first: if it cannot be bound the process exits before it holds any job.
       // Queue depth and Redis readiness are read on scrape, over a connection of their own.
@@ -69,7 +68,7 @@ export function createWorkerService(config: Config, opts: WorkerServiceOptions):
     async destroy() {
       await workers?.close();
       await expiry?.close();
-      await Promise.all([providers.ios?.close(), providers.android?.close()]);
+      await providers.close();
       if (!opts.db) await db.close();
       await metricsServer?.close();
     },

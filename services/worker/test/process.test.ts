@@ -25,7 +25,7 @@ describe('the worker process', () => {
     const health = await fetch(`http://127.0.0.1:${port}/healthz`);
     expect(health.status).toBe(200);
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    expect(metrics).toContain('veil_worker_pushes_total{platform="ios",outcome="delivered"} 1');
+    expect(metrics).toContain('veil_worker_pushes_total{platform="ios",outcome="delivered",app_id="default"} 1');
     expect(metrics).toContain('veil_worker_push_latency_seconds_bucket');
     expect(metrics).toContain('veil_worker_registrations_purged_total');
     expect(metrics).toContain('veil_worker_push_retries_total');

@@ -4,7 +4,7 @@ import { freePort } from '@veil/testkit/ports';
 import { createWorkerMetrics } from '../src/metrics.ts';
 import { startMetricsServer } from '../src/metrics-server.ts';
 import { createQueueProbe } from '../src/queue-probe.ts';
-import { createProvidersFromConfig } from '../src/providers/from-config.ts';
+import { createProviderSet } from '../src/providers/provider-set.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 
 let h: Harness | undefined;
@@ -108,8 +108,8 @@ describe('credentials gauge', () => {
   it('is 1 for a platform whose credentials loaded and 0 for one not configured', async () => {
     h = await startHarness({ env: { APNS_KEY_ID: '' } });
     const metrics = createWorkerMetrics();
-    const providers = createProvidersFromConfig(h.config, h.log, { metrics });
-    closers.push(async () => void (await providers.android?.close()));
+    const providers = createProviderSet({ config: h.config, log: h.log, metrics });
+    closers.push(() => providers.close());
     const text = await metrics.registry.metrics();
     expect(text).toContain('veil_worker_credentials_loaded{platform="ios",app_id="default"} 0');
     expect(text).toContain('veil_worker_credentials_loaded{platform="android",app_id="default"} 1');

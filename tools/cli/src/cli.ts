@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig, type Config } from '@veil/config/config';
 import { createDb, type Db } from '@veil/db/client';
+import { appsCommand } from './commands/apps.ts';
 import { callCommand } from './commands/call.ts';
 import { registrationsCommand } from './commands/registrations.ts';
 import { tokenCommand } from './commands/token.ts';
@@ -18,6 +19,8 @@ export const USAGE = `usage: pnpm veil <command>
   registrations <jid>                           list a JID's push registrations (tokens masked)
   call <callee> [--from alice] [--name Alice] [--video] [--domain example.com] [--call-id ID]
                                                 POST a test call-notify to http://127.0.0.1:$PORT
+  call <callee> --app <app_id> [same options]   ring only the callee's devices of that app (queues the pushes directly)
+  apps                                          list the default and PUSH_APPS_PATH credentials and whether each loads
 `;
 
 /** Runs one command and resolves its exit code: 0 done, 1 it failed, 2 usage, 78 bad config. */
@@ -49,6 +52,8 @@ export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
       }
       case 'call':
         return await callCommand(rest, config, deps);
+      case 'apps':
+        return appsCommand(rest, config, deps);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }

@@ -49,6 +49,11 @@ export const registerSchema = z
     // iOS: the ordinary remote-notification token, for missed-call alerts (a PushKit token takes
     // only VoIP pushes). Checked like an iOS push_token below; ignored for Android.
     alert_token: z.string({ error: 'must be a string' }).nullish(),
+    // The APNs gateway of the token (development builds: sandbox); unset = the deployment default.
+    apns_environment: z
+      .enum(['sandbox', 'production'], { error: 'must be "sandbox" or "production"' })
+      .nullish()
+      .transform((v) => v ?? null),
   })
   .superRefine((body, ctx) => {
     if (body.platform === 'ios' && body.alert_token != null && !IOS_TOKEN.test(body.alert_token)) {
@@ -70,6 +75,8 @@ export const registerSchema = z
     ...body,
     push_token: body.platform === 'ios' ? body.push_token.toLowerCase() : body.push_token,
     alert_token: body.platform === 'ios' && body.alert_token ? body.alert_token.toLowerCase() : null,
+    // Android has one FCM environment: the field is ignored there, never stored.
+    apns_environment: body.platform === 'ios' ? body.apns_environment : null,
   }));
 
 export const deregisterSchema = z.object({ jid: jidSchema, device_id: deviceIdSchema });

@@ -20,14 +20,14 @@ export interface ApnsCredentials {
 // Apple's key and team ids are 10 upper-case letters or digits; a bundle id is reverse-DNS
 // characters. Checked here, not in @veil/config: a typo in an APNs value must leave iOS "not
 // configured" (SPEC), not stop the api (which never uses APNs) or the worker's Android pushes.
-const APPLE_ID = /^[A-Z0-9]{10}$/;
+export const APPLE_ID = /^[A-Z0-9]{10}$/;
 const BUNDLE_ID = /^[A-Za-z0-9.-]{1,255}$/;
 
 /**
  * Reads and checks the ids and the .p8 key at start-up. A string is the reason iOS is "not
  * configured", naming every problem at once so the operator fixes them in one go.
  */
-export function loadApnsCredentials(apns: Config['apns']): ApnsCredentials | string {
+export function loadApnsCredentials(apns: Pick<Config['apns'], 'keyPath' | 'keyId' | 'teamId' | 'bundleId'>): ApnsCredentials | string {
   const problems: string[] = [];
   const missing = [
     apns.keyId ? null : 'APNS_KEY_ID',
@@ -46,21 +46,22 @@ export function loadApnsCredentials(apns: Config['apns']): ApnsCredentials | str
   return { key, keyId: apns.keyId!, teamId: apns.teamId!, bundleId: apns.bundleId! };
 }
 
-function loadKey(keyPath: string): KeyObject | string {
+/** The .p8 key at `keyPath`, or why not; `name` is what the operator set it as (env var or apps-file field). */
+export function loadKey(keyPath: string, name = 'APNS_KEY_PATH'): KeyObject | string {
   let pem: string;
   try {
     pem = readFileSync(keyPath, 'utf8');
   } catch (err) {
-    return `cannot read APNS_KEY_PATH ${keyPath}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`;
+    return `cannot read ${name} ${keyPath}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`;
   }
   let key: KeyObject;
   try {
     key = createPrivateKey(pem);
   } catch {
-    return `APNS_KEY_PATH ${keyPath} is not a PEM private key`;
+    return `${name} ${keyPath} is not a PEM private key`;
   }
   if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
-    return `APNS_KEY_PATH ${keyPath} is not an EC P-256 (.p8) key`;
+    return `${name} ${keyPath} is not an EC P-256 (.p8) key`;
   }
   return key;
 }

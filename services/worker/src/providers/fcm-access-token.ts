@@ -36,18 +36,18 @@ export interface FcmServiceAccount {
 }
 
 /** Reads and checks the service-account JSON at start-up; a string names the problem. */
-export function loadFcmServiceAccount(path: string): FcmServiceAccount | string {
+export function loadFcmServiceAccount(path: string, name = 'FCM_SERVICE_ACCOUNT_PATH'): FcmServiceAccount | string {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    return `cannot read FCM_SERVICE_ACCOUNT_PATH ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`;
+    return `cannot read ${name} ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`;
   }
   let json: Record<string, unknown>;
   try {
     json = JSON.parse(text) as Record<string, unknown>;
   } catch {
-    return `FCM_SERVICE_ACCOUNT_PATH ${path} is not JSON`;
+    return `${name} ${path} is not JSON`;
   }
   const field = (name: string) => (typeof json[name] === 'string' && (json[name] as string).length > 0 ? (json[name] as string) : null);
   const missing = ['project_id', 'client_email', 'private_key'].filter((name) => !field(name));

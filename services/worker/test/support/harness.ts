@@ -9,17 +9,17 @@ import { loadConfig, type Config } from '@veil/config/config';
 import { upsertRegistration } from '@veil/db/registrations';
 import type { Logger } from '@veil/log/logger';
 import { pushJobOptions, pushQueueName, PUSH_JOB, PUSH_PLATFORMS, type CallPushJob, type PushJob, type PushPlatform } from '@veil/queue/contracts';
-import { startApnsStandIn, writeTestApnsKey, type ApnsStandIn, type TestApnsKey } from '@veil/testkit/apns-stand-in';
+import { startApnsGateways, startApnsStandIn, writeTestApnsKey, type ApnsStandIn, type TestApnsKey } from '@veil/testkit/apns-stand-in';
 import { createTestDb, type TestDb } from '@veil/testkit/db';
 import { captureLogs } from '@veil/testkit/logs';
 import { startFcmStandIn, type FcmStandIn } from '@veil/testkit/fcm-stand-in';
 import { standInEnv } from '@veil/testkit/stand-in-env';
 import { dropCallState, obliterateQueue, testQueueName, TEST_REDIS_URL } from '@veil/testkit/queue';
 import { createWorkerMetrics, type WorkerMetrics } from '../../src/metrics.ts';
-import { createFcmProvider } from '../../src/providers/fcm.ts';
-import { FcmAccessToken, loadFcmServiceAccount, type FcmAccessTokenOptions } from '../../src/providers/fcm-access-token.ts';
+import type { FcmAccessTokenOptions } from '../../src/providers/fcm-access-token.ts';
+import type { ProviderSet } from '../../src/providers/provider-set.ts';
 import type { PushWorkers } from '../../src/push-workers.ts';
-import { createWorkerService, type WorkerService, type WorkerServiceOptions } from '../../src/service.ts';
+import { createWorkerService, type WorkerService } from '../../src/service.ts';
 import { maintenanceQueueName } from '../../src/registration-expiry.ts';
 
 export { TEST_BUNDLE_ID as BUNDLE_ID } from '@veil/testkit/stand-in-env';
@@ -35,6 +35,8 @@ export interface HarnessOptions {
   env?: Record<string, string>;
   /** FCM access-token timings in seconds instead of minutes (logs go to the harness's log). */
   fcmAccessToken?: Omit<FcmAccessTokenOptions, 'log'>;
+  /** A second APNs stand-in as the production gateway (`apnsProduction`); `apns` is then the sandbox one. */
+  productionGateway?: boolean;
 }
 
 /** How a job ended, as its queue's event stream reported it. */
@@ -51,6 +53,8 @@ export interface Harness {
   dir: string;
   apnsKey: TestApnsKey;
   apns: ApnsStandIn;
+  /** With `productionGateway`: the production gateway (APNS_PRODUCTION_HOST); `apns` is the sandbox. */
+  apnsProduction: ApnsStandIn | null;
   fcm: FcmStandIn;
   db: TestDb;
   queueBase: string;
@@ -63,6 +67,8 @@ export interface Harness {
   metrics: WorkerMetrics;
   /** Starts an in-process worker (both platform queues); closed by close(). */
   startWorker(): PushWorkers;
+  /** The provider set of the last startWorker() (reload, connections). */
+  providers(): ProviderSet;
   /** Registers the device in Postgres and enqueues its push exactly as the API does. */
   enqueue(platform: PushPlatform, over?: Partial<CallPushJob>): Promise<{ push: CallPushJob; job: Job }>;
   /**
@@ -84,7 +90,9 @@ export function androidToken(): string {
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'veil-worker-'));
   const apnsKey = writeTestApnsKey(dir);
-  const apns = await startApnsStandIn({ key: apnsKey });
+  const gateways = opts.productionGateway ? await startApnsGateways({ key: apnsKey }) : null;
+  const apns = gateways?.sandbox ?? (await startApnsStandIn({ key: apnsKey }));
+  const apnsProduction = gateways?.production ?? null;
   const fcm = await startFcmStandIn();
   const saPath = fcm.writeServiceAccount(dir);
   const db = await createTestDb('worker');
@@ -96,6 +104,9 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     REDIS_URL: redisUrl,
     DATABASE_URL: `postgres://postgres@127.0.0.1:5432/postgres`,
     ...standInEnv({ key: apnsKey, apns, fcm, serviceAccountPath: saPath }),
+    ...(apnsProduction ? { APNS_SANDBOX_HOST: apns.host, APNS_PRODUCTION_HOST: apnsProduction.host } : {}),
+    // Never the machine's /etc/veil/apps.json: a test writes its own apps file here.
+    PUSH_APPS_PATH: join(dir, 'apps.json'),
     PUSH_TTL_SECONDS: String(ttl),
     PUSH_MAX_ATTEMPTS: String(maxAttempts),
     WORKER_CONCURRENCY: String(opts.concurrency ?? 20),
@@ -140,28 +151,28 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const started: WorkerService[] = [];
 
   const h: Harness = {
-    dir, apnsKey, apns, fcm, db, queueBase, env, config, queues, logs, log, metrics,
+    dir, apnsKey, apns, apnsProduction, fcm, db, queueBase, env, config, queues, logs, log, metrics,
     startWorker() {
       // The worker's own composition root, on the test's db (schema): it is the purge target.
-      const providers: WorkerServiceOptions['providers'] = {};
-      if (opts.fcmAccessToken) {
-        // The same FCM provider as from-config builds, with a token cache on test timings.
-        const account = loadFcmServiceAccount(config.fcm.serviceAccountPath);
-        if (typeof account === 'string') throw new Error(account);
-        const accessToken = new FcmAccessToken(account, { ...opts.fcmAccessToken, log: log.child({ platform: 'android' }) });
-        providers.android = createFcmProvider({ apiUrl: config.fcm.apiUrl, account, accessToken, requestTimeoutMs: opts.requestTimeoutMs ?? 2000, pushTtlSeconds: config.pushTtlSeconds });
-      }
-      const service = createWorkerService(config, { log, db, metrics, providers, requestTimeoutMs: opts.requestTimeoutMs ?? 2000 });
+      const service = createWorkerService(config, {
+        log, db, metrics, fcmAccessToken: opts.fcmAccessToken, requestTimeoutMs: opts.requestTimeoutMs ?? 2000,
+      });
       service.startWorkers();
       started.push(service);
       return { close: () => service.destroy() };
     },
+    providers() {
+      const last = started.at(-1);
+      if (!last) throw new Error('startWorker() first');
+      return last.providers;
+    },
     async enqueue(platform, over = {}) {
       const now = Date.now();
-      const push: CallPushJob = {
+      // A v1 job is queued as a round-1 api wrote it: no kind, no apns_environment.
+      const v1 = over.v === 1;
+      const push = {
         v: 2,
-        kind: 'call',
-        apns_environment: null,
+        ...(v1 ? {} : { kind: 'call', apns_environment: null }),
         platform,
         jid: 'bob@example.com',
         device_id: randomUUID(),
@@ -173,8 +184,10 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         enqueued_at: now,
         deadline: now + ttl * 1000,
         ...over,
-      };
-      await upsertRegistration(db, { jid: push.jid, device_id: push.device_id, platform, push_token: push.push_token, app_id: push.app_id });
+      } as CallPushJob;
+      await upsertRegistration(db, {
+        jid: push.jid, device_id: push.device_id, platform, push_token: push.push_token, app_id: push.app_id, apns_environment: push.apns_environment ?? null,
+      });
       const job = await queues[platform].add(PUSH_JOB, push, pushJobOptions(push, maxAttempts, ttl));
       return { push, job };
     },
@@ -205,7 +218,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         // A spawned worker process also scheduled its registration clean-up on the test's base.
         await obliterateQueue(maintenanceQueueName(queueBase));
       }
-      await Promise.all([apns.close(), fcm.close()]);
+      await Promise.all([apns.close(), apnsProduction?.close(), fcm.close()]);
       await db.drop();
       rmSync(dir, { recursive: true, force: true });
     },

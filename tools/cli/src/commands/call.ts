@@ -4,6 +4,7 @@ import { request } from 'undici';
 import type { Config } from '@veil/config/config';
 import type { CliDeps } from '../cli.ts';
 import { UsageError } from '../errors.ts';
+import { callAppCommand } from './call-app.ts';
 
 /** Plays Kamailio: POSTs the call-notify webhook for <callee> to the api on 127.0.0.1:$PORT. */
 export async function callCommand(argv: string[], config: Config, deps: CliDeps): Promise<number> {
@@ -16,10 +17,22 @@ export async function callCommand(argv: string[], config: Config, deps: CliDeps)
       video: { type: 'boolean', default: false },
       domain: { type: 'string' },
       'call-id': { type: 'string' },
+      app: { type: 'string' },
     },
   });
   const callee = positionals[0];
   if (!callee || positionals.length > 1) throw new UsageError('call takes exactly one callee username');
+  if (values.app !== undefined) {
+    if (!values.app) throw new UsageError('--app needs an app_id');
+    return callAppCommand(
+      {
+        callee, app: values.app, domain: values.domain ?? null, callerUsername: values.from, callerName: values.name,
+        callId: values['call-id'] ?? `veil-cli-${randomUUID()}`, callType: values.video ? 'video' : 'audio',
+      },
+      config,
+      deps,
+    );
+  }
 
   const body = {
     callee_username: callee,

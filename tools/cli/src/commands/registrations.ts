@@ -21,7 +21,7 @@ export async function registrationsCommand(argv: string[], db: Db, deps: CliDeps
   for (const r of rows) {
     deps.out.write(
       [
-        `${r.jid}  device ${r.device_id}  ${r.platform}${r.app_id ? `  app ${r.app_id}` : ''}`,
+        `${r.jid}  device ${r.device_id}  ${r.platform}${r.app_id ? `  app ${r.app_id}` : ''}${r.apns_environment ? `  apns ${r.apns_environment}` : ''}`,
         `  token ${maskToken(r.push_token)}`,
         ...(r.alert_token ? [`  alert token ${maskToken(r.alert_token)}`] : []),
         `  created ${r.created_at.toISOString()}  updated ${r.updated_at.toISOString()}`,
