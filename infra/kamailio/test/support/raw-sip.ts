@@ -131,17 +131,30 @@ export async function createRegisterClient(proxyPort: number) {
         '',
       ];
       const started = performance.now();
+      const message = lines.join('\r\n');
       return new Promise((resolve, reject) => {
+        // Retransmitted like a real UA (RFC 3261 timer E: 500 ms, doubling up to 4 s): a loaded
+        // machine drops loopback datagrams too.
+        let interval = 500;
+        let resend: NodeJS.Timeout;
+        const retransmit = () => {
+          sock.send(message, proxyPort, '127.0.0.1');
+          interval = Math.min(interval * 2, 4000);
+          resend = setTimeout(retransmit, interval);
+        };
         const timer = setTimeout(() => {
+          clearTimeout(resend);
           waiting.delete(callId);
           reject(new Error(`no answer to REGISTER ${callId} within ${timeoutMs} ms`));
         }, timeoutMs);
         waiting.set(callId, (status) => {
           clearTimeout(timer);
+          clearTimeout(resend);
           waiting.delete(callId);
           resolve({ status, ms: performance.now() - started });
         });
-        sock.send(lines.join('\r\n'), proxyPort, '127.0.0.1');
+        sock.send(message, proxyPort, '127.0.0.1');
+        resend = setTimeout(retransmit, interval);
       });
     },
     close: () => new Promise<void>((r) => sock.close(() => r())),
