@@ -163,6 +163,20 @@ describe.skipIf(missing !== null)('kamailio hold mode', () => {
     expect(endedFor(cid)[0]!.body).toEqual({ callee_username: 'bella', call_id: cid, reason: 'declined' });
   });
 
+  it('a released call the caller hangs up while the device rings posts call-ended cancelled', async () => {
+    const ringing = await device('uas-ring-cancelled.xml');
+    const cid = callId('hangup');
+    const caller = call('uac-cancel-after-ring.xml', cid, 'carl');
+    await waitUntilHeld(cid);
+    await register({ user: 'carl', contactPort: ringing.port });
+
+    const run = await caller;
+    expect(run.code, run.output).toBe(0);
+    expect((await ringing.done).code).toBe(0);
+    await waitForEnded(cid);
+    expect(endedFor(cid)[0]!.body).toEqual({ callee_username: 'carl', call_id: cid, reason: 'cancelled' });
+  });
+
   it('two devices registering for one held call both ring; the one that answers wins, the other is cancelled, one call-ended', async () => {
     const first = await device('uas-ring-cancelled.xml');
     const second = await device('uas-answer.xml');
