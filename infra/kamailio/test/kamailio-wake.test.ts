@@ -62,7 +62,7 @@ describe.skipIf(missing !== null)('kamailio wake tracking (registered webhook)',
   it('a REGISTER after a push posts registered with the instance and User-Agent as sent, and the secret', async () => {
     await push('wendy');
     const reg = await runSipp({
-      scenario: 'register.xml',
+      scenario: 'register-device.xml',
       proxyPort: kamailio.port,
       localPort: await freePort(),
       keys: { callee: 'wendy', contact_port: '5999', expires: '60', contact_params: `;+sip.instance="${INSTANCE}";reg-id=1`, user_agent: 'VeilPhone/2.1 (iOS 18)' },

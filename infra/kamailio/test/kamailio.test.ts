@@ -43,13 +43,13 @@ describe.skipIf(missing !== null)('kamailio route[PUSH]', () => {
       keys: { callee: 'bob', from_user: 'alice', display: '"Alice"', media_extra: 'a=sendrecv', ...keys },
     });
 
-  /** A sipp REGISTER (register.xml): keys override contact_port, expires, contact_params, user_agent. */
+  /** A sipp REGISTER (register.xml): keys override contact_port and expires. */
   const register = async (user: string, keys: Record<string, string> = {}) =>
     runSipp({
       scenario: 'register.xml',
       proxyPort: PROXY,
       localPort: await freePort(),
-      keys: { callee: user, contact_port: '5999', expires: '60', contact_params: '', user_agent: 'sipp', ...keys },
+      keys: { callee: user, contact_port: '5999', expires: '60', ...keys },
     });
 
   it('an audio INVITE to an offline user gets 480 and posts the call-notify body with the secret', async () => {
