@@ -96,7 +96,9 @@ export interface RegisterOptions {
  * would dwarf it.
  */
 export async function createRegisterClient(proxyPort: number) {
-  const sock = dgram.createSocket('udp4');
+  // A larger receive buffer than the default 208 KiB: a burst of 200s must not be dropped while
+  // a loaded event loop is slow to read them.
+  const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: 1 << 20 });
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
   const local = sock.address().port;
   const waiting = new Map<string, (status: number) => void>();
