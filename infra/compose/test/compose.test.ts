@@ -130,12 +130,45 @@ describe('docker-compose.yml', () => {
     for (const name of ['api', 'worker']) expect(Object.keys(services[name]!.environment!)).not.toContain('SIP_ADVERTISE');
   });
 
+  it('runs Kamailio in hold mode by default (PUSH_HOLD=true) and hands it PUSH_TTL_SECONDS as PUSH_TTL_S', () => {
+    expect(envExample.PUSH_HOLD).toBe('true');
+    expect(kamailioArgs(envExample)).toContain('PUSH_HOLD_true');
+    expect(kamailioArgs({ ...envExample, PUSH_HOLD: 'false' })).toContain('PUSH_HOLD_false');
+    expect(kamailioArgs(envExample)).toContain(`PUSH_TTL_S=${envExample.PUSH_TTL_SECONDS}`);
+    expect(kamailioArgs({ ...envExample, PUSH_TTL_SECONDS: '45' })).toContain('PUSH_TTL_S=45');
+    // Every define follows its -A.
+    const args = kamailioArgs(envExample);
+    for (const define of ['PUSH_HOLD_true', `PUSH_TTL_S=${envExample.PUSH_TTL_SECONDS}`]) expect(args[args.indexOf(define) - 1]).toBe('-A');
+  });
+
   // The Compose command, run against the repo's cfg with `kamailio -c` (parse, no sockets).
   const hasKamailio = spawnSync('sh', ['-c', 'command -v kamailio']).status === 0;
+  const cfgArgs = (env: Record<string, string>) =>
+    kamailioArgs(env)
+      .slice(1)
+      .map((a) => (a === '/etc/kamailio/kamailio.cfg' ? root('infra/kamailio/kamailio.cfg') : a));
+
+  it.skipIf(!hasKamailio)('Kamailio accepts the Compose command with PUSH_HOLD true and false, holding only with true', () => {
+    /** The cfg as Kamailio reads it after the -A defines (--cfg-print), or the parse errors. */
+    const evaluated = (env: Record<string, string>) => {
+      const check = spawnSync('kamailio', ['-c', ...cfgArgs(env)], { encoding: 'utf8' });
+      expect(check.status, `${check.stdout}${check.stderr}`).toBe(0);
+      const print = spawnSync('kamailio', ['--cfg-print', ...cfgArgs(env)], { encoding: 'utf8' });
+      expect(print.status, print.stderr).toBe(0);
+      return print.stdout;
+    };
+    const holding = evaluated(envExample);
+    expect(holding).toContain('route[HOLD]');
+    expect(holding).toContain('loadmodule "tsilo.so"');
+    const plain = evaluated({ ...envExample, PUSH_HOLD: 'false' });
+    expect(plain).not.toContain('route[HOLD]');
+    expect(plain).not.toContain('tsilo');
+    // Wake tracking runs in both modes.
+    for (const cfg of [holding, plain]) expect(cfg).toContain('route[WAKE_REPORT]');
+  });
   it.skipIf(!hasKamailio)('Kamailio accepts the Compose command and advertises SIP_ADVERTISE on UDP and TCP only when set', () => {
     const check = (env: Record<string, string>) => {
-      const args = kamailioArgs(env).slice(1).map((a) => (a === '/etc/kamailio/kamailio.cfg' ? root('infra/kamailio/kamailio.cfg') : a));
-      const run = spawnSync('kamailio', ['-c', ...args], { encoding: 'utf8' });
+      const run = spawnSync('kamailio', ['-c', ...cfgArgs(env)], { encoding: 'utf8' });
       const out = `${run.stdout}${run.stderr}`;
       expect(run.status, out).toBe(0);
       return out.split('\n').filter((l) => /^\s+(udp|tcp): /.test(l) && l.includes('5060'));

@@ -1,16 +1,12 @@
 // Kamailio's route[PUSH] with real SIP (sipp) against a stand-in api that records each webhook.
-// Ports 5070-5074 on 127.0.0.1 belong to this file (kamailio-hold.test.ts has 5075-5079).
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+// Every port is a free one picked at run time; every sipp is killed after each test.
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { freePort } from '../../../packages/testkit/src/ports.ts';
 import { missingSipTools, startKamailio, type Kamailio } from './support/kamailio.ts';
 import { sendRawInvite } from './support/raw-sip.ts';
-import { runSipp, startSipp } from './support/sipp.ts';
+import { killAllSipp, runSipp, startSipp } from './support/sipp.ts';
 import { startWebhookRecorder, type WebhookRecorder } from './support/webhook.ts';
 
-const PROXY = 5070;
-const CALLER = 5071;
-const CALLEE_UAS = 5072;
-const REGISTRAR_CLIENT = 5073;
-const SECOND_CALLER = 5074;
 const SECRET = 'kamailio-test-secret';
 
 const missing = missingSipTools();
@@ -19,37 +15,41 @@ if (missing) console.warn(`Skipping Kamailio tests: ${missing}`);
 describe.skipIf(missing !== null)('kamailio route[PUSH]', () => {
   let webhook: WebhookRecorder;
   let kamailio: Kamailio;
+  let PROXY: number;
   let seq = 0;
   const callId = (label: string) => `kam-${label}-${process.pid}-${++seq}`;
 
   beforeAll(async () => {
     webhook = await startWebhookRecorder();
-    kamailio = await startKamailio({ port: PROXY, pushUrl: webhook.url, pushSecret: SECRET, pushTimeoutSeconds: 2 });
+    kamailio = await startKamailio({ pushUrl: webhook.url, pushSecret: SECRET, pushTimeoutSeconds: 2 });
+    PROXY = kamailio.port;
   });
 
   afterAll(async () => {
+    await killAllSipp();
     await kamailio?.stop();
     await webhook?.stop();
   });
 
-  beforeEach(() => webhook.setMode({ kind: 'ok' }));
+  beforeEach(() => webhook.reset());
+  afterEach(() => killAllSipp());
 
-  /** Waits until the stand-in api has received the webhook of every call id. */
-  async function eventuallyPosted(cids: string[]) {
-    const deadline = Date.now() + 5000;
-    while (!cids.every((cid) => webhook.postsFor(cid).length > 0)) {
-      if (Date.now() > deadline) throw new Error(`no webhook for ${cids.join(', ')}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-
-  const callOffline = (cid: string, keys: Partial<Record<'callee' | 'display' | 'media_extra' | 'from_user', string>> = {}) =>
+  const callOffline = async (cid: string, keys: Partial<Record<'callee' | 'display' | 'media_extra' | 'from_user', string>> = {}) =>
     runSipp({
       scenario: 'uac-offline.xml',
       proxyPort: PROXY,
-      localPort: CALLER,
+      localPort: await freePort(),
       callId: cid,
       keys: { callee: 'bob', from_user: 'alice', display: '"Alice"', media_extra: 'a=sendrecv', ...keys },
+    });
+
+  /** A sipp REGISTER (register.xml): keys override contact_port and expires. */
+  const register = async (user: string, keys: Record<string, string> = {}) =>
+    runSipp({
+      scenario: 'register.xml',
+      proxyPort: PROXY,
+      localPort: await freePort(),
+      keys: { callee: user, contact_port: '5999', expires: '60', ...keys },
     });
 
   it('an audio INVITE to an offline user gets 480 and posts the call-notify body with the secret', async () => {
@@ -112,7 +112,8 @@ describe.skipIf(missing !== null)('kamailio route[PUSH]', () => {
     const cid = callId('retrans');
     const statuses = await sendRawInvite({ proxyPort: PROXY, callee: 'bob', callId: cid, resendAfterMs: 200, timeoutMs: 5000 });
     expect(statuses.at(-1)).toMatch(/^SIP\/2.0 480/);
-    await new Promise((r) => setTimeout(r, 300));
+    // The 480 leaves 600 ms after the first post, 400 ms after the retransmission: a second
+    // post would have been recorded on arrival, long before.
     expect(webhook.postsFor(cid)).toHaveLength(1);
   });
 
@@ -134,11 +135,9 @@ describe.skipIf(missing !== null)('kamailio route[PUSH]', () => {
     // As many hung calls as SIP workers (SIP_WORKERS=2): were the webhook run in a SIP worker,
     // both would be stuck for the 2 s timeout and the REGISTER would wait behind them.
     const cids = [callId('hang'), callId('hang')];
-    const calls = cids.map((cid, i) =>
-      runSipp({ scenario: 'uac-offline.xml', proxyPort: PROXY, localPort: i ? SECOND_CALLER : CALLER, callId: cid, keys: { callee: 'bob', from_user: 'alice', display: '"A"', media_extra: 'a=sendrecv' } }),
-    );
-    await eventuallyPosted(cids);
-    const reg = await runSipp({ scenario: 'register.xml', proxyPort: PROXY, localPort: REGISTRAR_CLIENT, keys: { callee: 'dave', contact_port: '5999', expires: '60' } });
+    const calls = cids.map((cid) => callOffline(cid, { display: '"A"' }));
+    await vi.waitFor(() => cids.forEach((cid) => expect(webhook.postsFor(cid)).toHaveLength(1)), { timeout: 5000 });
+    const reg = await register('dave', { contact_port: String(await freePort()) });
     expect(reg.code, reg.output).toBe(0);
     expect(reg.ms).toBeLessThan(1000);
 
@@ -153,17 +152,18 @@ describe.skipIf(missing !== null)('kamailio route[PUSH]', () => {
   });
 
   it('a registered user is relayed the INVITE with no push', async () => {
-    const callee = startSipp({ scenario: 'uas-answer.xml', proxyPort: PROXY, localPort: CALLEE_UAS });
-    const reg = await runSipp({ scenario: 'register.xml', proxyPort: PROXY, localPort: REGISTRAR_CLIENT, keys: { callee: 'erin', contact_port: String(CALLEE_UAS), expires: '60' } });
+    const uasPort = await freePort();
+    const callee = startSipp({ scenario: 'uas-answer.xml', proxyPort: PROXY, localPort: uasPort });
+    const reg = await register('erin', { contact_port: String(uasPort) });
     expect(reg.code, reg.output).toBe(0);
 
     const cid = callId('relay');
-    const call = await runSipp({ scenario: 'uac-answered.xml', proxyPort: PROXY, localPort: CALLER, callId: cid, keys: { callee: 'erin', from_user: 'alice' } });
+    const call = await runSipp({ scenario: 'uac-answered.xml', proxyPort: PROXY, localPort: await freePort(), callId: cid, keys: { callee: 'erin', from_user: 'alice' } });
     expect(call.code, call.output).toBe(0);
     expect((await callee.done).code).toBe(0);
     expect(webhook.postsFor(cid)).toHaveLength(0);
 
     // Unregister so the user is offline again for anyone reusing the name.
-    await runSipp({ scenario: 'register.xml', proxyPort: PROXY, localPort: REGISTRAR_CLIENT, keys: { callee: 'erin', contact_port: String(CALLEE_UAS), expires: '0' } });
+    await register('erin', { contact_port: String(uasPort), expires: '0' });
   });
 });

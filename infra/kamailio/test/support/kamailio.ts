@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../../../packages/testkit/src/ports.ts';
 
 export const KAMAILIO_CFG = fileURLToPath(new URL('../../kamailio.cfg', import.meta.url));
 
@@ -11,12 +12,17 @@ export function missingSipTools(): string | null {
 }
 
 export interface KamailioOptions {
-  port: number;
+  /** UDP port on 127.0.0.1; default a free one. */
+  port?: number;
   pushUrl: string;
   pushSecret?: string;
   pushTimeoutSeconds?: number;
   /** Hold mode: hold an INVITE this long for the callee to register. */
   holdMs?: number;
+  /** -A PUSH_TTL_S: how long a pushed user's REGISTERs are reported. */
+  pushTtlSeconds?: number;
+  pushEndedUrl?: string;
+  pushRegisteredUrl?: string;
 }
 
 export interface Kamailio {
@@ -28,10 +34,14 @@ export interface Kamailio {
 
 /** One kamailio in the foreground on 127.0.0.1:<port>/udp, ready when it answers an OPTIONS ping. */
 export async function startKamailio(opts: KamailioOptions): Promise<Kamailio> {
-  const args = ['-DD', '-E', '-f', KAMAILIO_CFG, '-A', `SIP_LISTEN=udp:127.0.0.1:${opts.port}`, '-A', `PUSH_URL="${opts.pushUrl}"`];
+  const port = opts.port ?? (await freePort());
+  const args = ['-DD', '-E', '-f', KAMAILIO_CFG, '-A', `SIP_LISTEN=udp:127.0.0.1:${port}`, '-A', `PUSH_URL="${opts.pushUrl}"`];
   if (opts.pushSecret !== undefined) args.push('-A', `PUSH_SECRET="${opts.pushSecret}"`);
   if (opts.pushTimeoutSeconds !== undefined) args.push('-A', `PUSH_TIMEOUT_S=${opts.pushTimeoutSeconds}`);
   if (opts.holdMs !== undefined) args.push('-A', 'WITH_PUSH_HOLD', '-A', `PUSH_HOLD_MS=${opts.holdMs}`);
+  if (opts.pushTtlSeconds !== undefined) args.push('-A', `PUSH_TTL_S=${opts.pushTtlSeconds}`);
+  if (opts.pushEndedUrl !== undefined) args.push('-A', `PUSH_ENDED_URL="${opts.pushEndedUrl}"`);
+  if (opts.pushRegisteredUrl !== undefined) args.push('-A', `PUSH_REGISTERED_URL="${opts.pushRegisteredUrl}"`);
   // Small pools keep two suites on two cores light; the async workers carry the webhooks.
   args.push('-A', 'SIP_WORKERS=2');
 
@@ -42,12 +52,12 @@ export async function startKamailio(opts: KamailioOptions): Promise<Kamailio> {
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
 
   const kamailio: Kamailio = {
-    port: opts.port,
+    port,
     log: () => output,
     stop: () => stopProcess(child, exited),
   };
   try {
-    await waitForOptions(opts.port, child, () => output);
+    await waitForOptions(port, child, () => output);
   } catch (err) {
     await kamailio.stop();
     throw err;

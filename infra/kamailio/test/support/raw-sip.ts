@@ -78,3 +78,89 @@ export function sendRawInvite(opts: {
     });
   });
 }
+
+export interface RegisterOptions {
+  user: string;
+  /** Default 60; 0 removes the contact. */
+  expires?: number;
+  /** The Contact's +sip.instance parameter value as sent, e.g. `"<urn:uuid:...>"`. */
+  instance?: string;
+  userAgent?: string;
+  /** Where the contact says the device listens; default this client's own port. */
+  contactPort?: number;
+}
+
+/**
+ * A phone's REGISTERs over one UDP socket, each timed from send to the final answer. Used where
+ * the REGISTER's latency is the point (and by bench/kamailio-register.ts), as sipp's own start-up
+ * would dwarf it.
+ */
+export async function createRegisterClient(proxyPort: number) {
+  // A larger receive buffer than the default 208 KiB: a burst of 200s must not be dropped while
+  // a loaded event loop is slow to read them.
+  const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: 1 << 20 });
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+  const local = sock.address().port;
+  const waiting = new Map<string, (status: number) => void>();
+  sock.on('message', (msg) => {
+    const text = msg.toString();
+    const status = Number(text.split(' ', 2)[1]);
+    const callId = /^(?:Call-ID|i):\s*(.+)$/im.exec(text)?.[1]?.trim();
+    if (status >= 200 && callId) waiting.get(callId)?.(status);
+  });
+  let seq = 0;
+
+  return {
+    port: local,
+    /** Sends one REGISTER and resolves with its final status and the milliseconds it took. */
+    register(opts: RegisterOptions, timeoutMs = 5000): Promise<{ status: number; ms: number }> {
+      const n = ++seq;
+      const callId = `reg-${process.pid}-${local}-${n}`;
+      const params = opts.instance === undefined ? '' : `;+sip.instance=${opts.instance}`;
+      const lines = [
+        `REGISTER sip:127.0.0.1:${proxyPort} SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${local};branch=z9hG4bK-${callId}`,
+        `From: <sip:${opts.user}@127.0.0.1>;tag=t${n}`,
+        `To: <sip:${opts.user}@127.0.0.1>`,
+        `Call-ID: ${callId}`,
+        'CSeq: 1 REGISTER',
+        `Contact: <sip:${opts.user}@127.0.0.1:${opts.contactPort ?? local}>${params}`,
+        ...(opts.userAgent === undefined ? [] : [`User-Agent: ${opts.userAgent}`]),
+        `Expires: ${opts.expires ?? 60}`,
+        'Max-Forwards: 70',
+        'Content-Length: 0',
+        '',
+        '',
+      ];
+      const started = performance.now();
+      const message = lines.join('\r\n');
+      return new Promise((resolve, reject) => {
+        // Retransmitted like a real UA (RFC 3261 timer E: 500 ms, doubling up to 4 s): a loaded
+        // machine drops loopback datagrams too.
+        let interval = 500;
+        let resend: NodeJS.Timeout;
+        const retransmit = () => {
+          sock.send(message, proxyPort, '127.0.0.1');
+          interval = Math.min(interval * 2, 4000);
+          resend = setTimeout(retransmit, interval);
+        };
+        const timer = setTimeout(() => {
+          clearTimeout(resend);
+          waiting.delete(callId);
+          reject(new Error(`no answer to REGISTER ${callId} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        waiting.set(callId, (status) => {
+          clearTimeout(timer);
+          clearTimeout(resend);
+          waiting.delete(callId);
+          resolve({ status, ms: performance.now() - started });
+        });
+        sock.send(message, proxyPort, '127.0.0.1');
+        resend = setTimeout(retransmit, interval);
+      });
+    },
+    close: () => new Promise<void>((r) => sock.close(() => r())),
+  };
+}
+
+export type RegisterClient = Awaited<ReturnType<typeof createRegisterClient>>;

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const SCENARIOS = fileURLToPath(new URL('../scenarios/', import.meta.url));
@@ -21,6 +21,13 @@ export interface SippOptions {
   timeoutSeconds?: number;
 }
 
+/**
+ * Every sipp started in this test file and not yet exited. A failed assertion leaves background
+ * sipps (and awaited ones, when a test times out) running on their ports: killAllSipp() in an
+ * afterEach ends them, so the next test starts clean.
+ */
+const running = new Map<ChildProcess, Promise<void>>();
+
 /** Runs one sipp to completion (a UAS too: it ends after `calls` calls or its timeout). */
 export function runSipp(opts: SippOptions): Promise<SippRun> {
   const calls = opts.calls ?? 1;
@@ -35,14 +42,28 @@ export function runSipp(opts: SippOptions): Promise<SippRun> {
   let output = '';
   child.stdout.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-  return new Promise((resolve) => {
+  const result = new Promise<SippRun>((resolve) => {
     child.once('exit', (code) => resolve({ code, ms: Date.now() - started, output: tail(output) }));
   });
+  running.set(
+    child,
+    result.then(() => void running.delete(child)),
+  );
+  return result;
 }
 
-/** Starts a UAS sipp in the background; await `done` for its result. */
+/** Starts a sipp in the background (typically a UAS); await `done` for its result. */
 export function startSipp(opts: SippOptions): { done: Promise<SippRun> } {
   return { done: runSipp(opts) };
+}
+
+/** Kills every sipp still running and waits until each has exited (its ports are free again). */
+export async function killAllSipp(): Promise<void> {
+  const exits = [...running.entries()].map(([child, exited]) => {
+    child.kill('SIGKILL');
+    return exited;
+  });
+  await Promise.all(exits);
 }
 
 function tail(text: string): string {
