@@ -11,7 +11,8 @@ import { runCli } from '../../../tools/cli/src/cli.ts';
 import { missingSipTools, startKamailio, type Kamailio } from '../../kamailio/test/support/kamailio.ts';
 import { runSipp, startSipp } from '../../kamailio/test/support/sipp.ts';
 import { createTestDatabase } from '../../../packages/testkit/src/db.ts';
-import { obliterateQueue, TEST_REDIS_URL, testQueueName } from '../../../packages/testkit/src/queue.ts';
+import { dropCallState, obliterateQueue, TEST_REDIS_URL, testQueueName } from '../../../packages/testkit/src/queue.ts';
+import { createRegisterClient } from '../../kamailio/test/support/raw-sip.ts';
 import { startService, type ServiceProcess } from './support/services.ts';
 
 /** Polls until `get` returns something, and returns it. */
@@ -50,16 +51,26 @@ describe.skipIf(missing !== null)('call path: Kamailio -> api -> worker -> APNs/
   let seq = 0;
   const callId = (label: string) => `e2e-${label}-${process.pid}-${++seq}`;
 
-  async function registerDevice(jid: string, device: { device_id: string; platform: 'ios' | 'android'; push_token: string }) {
+  async function appToken(jid: string): Promise<string> {
     let token = '';
     const code = await runCli(['token', jid], { env: { JWT_SECRET }, out: { write: (t: string) => (token += t) }, err: { write: () => true } });
     expect(code).toBe(0);
+    return token.trim();
+  }
+
+  async function registerDevice(jid: string, device: { device_id: string; platform: 'ios' | 'android'; push_token: string }) {
     const res = await fetch(`${apiUrl}/api/v1/push/register`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${token.trim()}`, 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${await appToken(jid)}`, 'content-type': 'application/json' },
       body: JSON.stringify({ jid, ...device }),
     });
     expect(res.status, await res.clone().text()).toBe(201);
+  }
+
+  /** What the app sees: GET with its own JWT. */
+  async function asApp(jid: string, path: string): Promise<{ status: number; body: any }> {
+    const res = await fetch(`${apiUrl}${path}`, { headers: { authorization: `Bearer ${await appToken(jid)}` } });
+    return { status: res.status, body: await res.json() };
   }
 
   const apnsPushFor = (cid: string) => eventually(`an APNs push for ${cid}`, () => apns.requests.find((r) => (r.body as { call_id?: string } | null)?.call_id === cid));
@@ -95,6 +106,8 @@ describe.skipIf(missing !== null)('call path: Kamailio -> api -> worker -> APNs/
     await registerDevice('carol@example.com', { device_id: '22222222-2222-4222-8222-222222222222', platform: 'android', push_token: 'fcm-token-carol:APA91b_e2e' });
     await registerDevice('erin@example.com', { device_id: '33333333-3333-4333-8333-333333333333', platform: 'ios', push_token: IOS_TOKEN(3) });
     await registerDevice('frank@example.com', { device_id: '44444444-4444-4444-8444-444444444444', platform: 'ios', push_token: IOS_TOKEN(4) });
+    await registerDevice('gina@example.com', { device_id: '55555555-5555-4555-8555-555555555555', platform: 'android', push_token: 'fcm-token-gina:APA91b_e2e' });
+    await registerDevice('hank@example.com', { device_id: '66666666-6666-4666-8666-666666666666', platform: 'ios', push_token: IOS_TOKEN(6) });
   }, 120_000);
 
   afterAll(async () => {
@@ -104,7 +117,7 @@ describe.skipIf(missing !== null)('call path: Kamailio -> api -> worker -> APNs/
     await api?.stop();
     await apns?.close();
     await fcm?.close();
-    await Promise.all([obliterateQueue(`${queueBase}-ios`), obliterateQueue(`${queueBase}-android`)]);
+    await Promise.all([obliterateQueue(`${queueBase}-ios`), obliterateQueue(`${queueBase}-android`), dropCallState(queueBase)]);
     await database?.drop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -174,7 +187,48 @@ describe.skipIf(missing !== null)('call path: Kamailio -> api -> worker -> APNs/
     const run = await call;
     expect(run.code, run.output).toBe(0);
     expect((await callee.done).code).toBe(0);
+    // The same REGISTER that released the call proved the wake (frank's only pushed device);
+    // the answered call was posted as ended.
+    await vi.waitFor(async () => expect((await asApp('frank@example.com', '/api/v1/push/register')).body.registrations[0].last_wake_at).not.toBeNull(), { timeout: 10_000 });
+    await vi.waitFor(async () => expect((await asApp('frank@example.com', `/api/v1/push/calls/${encodeURIComponent(cid)}`)).body).toEqual({ call_id: cid, state: 'ended', reason: 'answered' }), { timeout: 10_000 });
     await runSipp({ scenario: 'register.xml', proxyPort: HOLD_PROXY, localPort: HOLD_REGISTRAR_CLIENT, keys: { callee: 'frank', contact_port: String(HOLD_UAS), expires: '0' } });
+  });
+
+  it('hold mode: the caller hangs up, the call is ended for the app, and a phone already rung is told', async () => {
+    const cid = callId('hold-cancel');
+    const run = await runSipp({ scenario: 'uac-cancel.xml', proxyPort: HOLD_PROXY, localPort: HOLD_CALLER, callId: cid, keys: { callee: 'gina', from_user: 'alice' } });
+    expect(run.code, run.output).toBe(0);
+    await vi.waitFor(async () => expect((await asApp('gina@example.com', `/api/v1/push/calls/${encodeURIComponent(cid)}`)).body).toEqual({ call_id: cid, state: 'ended', reason: 'cancelled' }), { timeout: 10_000 });
+    // Either the push was withdrawn before FCM took it (nothing rang), or it rang and is followed
+    // by the call_ended message: never a ringing phone left alone.
+    const ended = await eventually('the api log line for the call-ended', () => api.lines().find((l) => l.msg === 'Call ended: pending pushes withdrawn' && l.call_id === cid));
+    const types = () => fcm.requests.filter((r) => r.body?.message?.data?.call_id === cid).map((r) => r.body?.message?.data?.type);
+    if (ended.notified === 1) await vi.waitFor(() => expect(types()).toEqual(['call', 'call_ended']), { timeout: 10_000 });
+    else expect(ended).toMatchObject({ withdrawn: 1, notified: 0 });
+  });
+
+  it('the REGISTER after a push is credited to the device named by +sip.instance, with its wake time', async () => {
+    const cid = callId('wake');
+    const run = await runSipp({ scenario: 'uac-offline.xml', proxyPort: PROXY, localPort: CALLER, callId: cid, keys: { callee: 'hank', from_user: 'alice', display: '"Alice"', media_extra: 'a=sendrecv' } });
+    expect(run.code, run.output).toBe(0);
+    await apnsPushFor(cid);
+    const phone = await createRegisterClient(PROXY);
+    try {
+      // The app registers with its device_id as the SIP instance id, as the guide tells it to.
+      const reg = await phone.register({ user: 'hank', instance: '"<urn:uuid:66666666-6666-4666-8666-666666666666>"', userAgent: 'VeilPhone/2.1 (iOS 18)' });
+      expect(reg.status).toBe(200);
+      await vi.waitFor(async () => {
+        const [row] = (await asApp('hank@example.com', '/api/v1/push/register')).body.registrations;
+        expect(row).toMatchObject({ device_id: '66666666-6666-4666-8666-666666666666', unanswered_pushes: 0 });
+        expect(row.last_push_at).not.toBeNull();
+        expect(row.last_wake_at).not.toBeNull();
+        expect(row.last_wake_ms).toEqual(expect.any(Number));
+      }, { timeout: 10_000 });
+      await phone.register({ user: 'hank', expires: 0 });
+    } finally {
+      await phone.close();
+    }
+    expect(kamailio.log()).toMatch(/Registered webhook result: 200/);
   });
 
   it('hold mode: 480 after the hold time when the woken phone never registers', async () => {
