@@ -4,6 +4,7 @@ import type { Db } from '@veil/db/client';
 import { PUSH_PLATFORMS, pushQueueName, type PushJob, type PushPlatform } from '@veil/queue/contracts';
 import { createRedis } from '@veil/queue/redis';
 import { captureLogs } from '@veil/testkit/logs';
+import { assertMatchesOpenApi } from '@veil/testkit/openapi';
 import { dropCallState, obliterateQueue, TEST_REDIS_URL, testQueueName } from '@veil/testkit/queue';
 import type { JwtVerifier } from '../../src/http/auth.ts';
 import { createApiService } from '../../src/service.ts';
@@ -93,5 +94,9 @@ export async function call(
     ...(init.raw !== undefined ? { body: init.raw } : init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
   });
   const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null, ms: Date.now() - started };
+  const body = text ? JSON.parse(text) : null;
+  // Every answer any api test gets is checked against docs/openapi.yaml: the document cannot
+  // drift from the running api without a test failing.
+  assertMatchesOpenApi(init.method ?? 'POST', new URL(url).pathname, res.status, body);
+  return { status: res.status, body, ms: Date.now() - started };
 }
