@@ -1,11 +1,14 @@
 import { z } from 'zod';
 import { DEFAULT_ALLOWED_CIDRS, parseCidr } from './cidr.ts';
+import { redisTargetFrom, type RedisTarget } from './redis-target.ts';
 
 /** Everything both services read from the environment, parsed once at start-up. */
 export interface Config {
   port: number;
   databaseUrl: string;
   redisUrl: string;
+  /** REDIS_URL alone, or with REDIS_SENTINELS / REDIS_CLUSTER_NODES: what createRedis connects to. */
+  redis: RedisTarget;
   jwt: {
     secret: string | null;
     publicKeyPath: string | null;
@@ -115,6 +118,9 @@ const schema = z.object({
   PUSH_MAX_ATTEMPTS: integer('PUSH_MAX_ATTEMPTS', 5, 1, 100),
   WORKER_CONCURRENCY: integer('WORKER_CONCURRENCY', 100, 1, 10000),
   METRICS_PORT: integer('METRICS_PORT', 9464, 0, 65535),
+  REDIS_SENTINELS: optional,
+  REDIS_SENTINEL_NAME: withDefault('mymaster'),
+  REDIS_CLUSTER_NODES: optional,
   LOG_LEVEL: withDefault('info').pipe(
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
       message: 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent',
@@ -129,10 +135,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(parsed.error.issues.map((issue) => issue.message));
   }
   const e = parsed.data;
+  const redis = redisTargetFrom({ url: e.REDIS_URL, sentinels: e.REDIS_SENTINELS, sentinelName: e.REDIS_SENTINEL_NAME, clusterNodes: e.REDIS_CLUSTER_NODES });
+  if (Array.isArray(redis)) throw new ConfigError(redis);
   return {
     port: e.PORT,
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
+    redis,
     jwt: { secret: e.JWT_SECRET, publicKeyPath: e.JWT_PUBLIC_KEY_PATH, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE },
     sipDomain: e.SIP_DOMAIN,
     callNotifySecret: e.CALL_NOTIFY_SECRET,

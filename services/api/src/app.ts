@@ -1,5 +1,5 @@
 import express, { type Express } from 'express';
-import type { Redis } from 'ioredis';
+import { commandTimeoutOf, type RedisClient } from '@veil/queue/redis';
 import type { Config } from '@veil/config/config';
 import type { Db } from '@veil/db/client';
 import type { Logger } from '@veil/log/logger';
@@ -17,7 +17,7 @@ export interface AppDeps {
   config: Config;
   db: Db;
   /** The producer connection (fail-fast options); used for /readyz's PING. */
-  redis: Redis;
+  redis: RedisClient;
   queues: PushQueues;
   log: Logger;
   /** Built by main from the key file; tests may pass their own. Defaults to JWT_SECRET only. */
@@ -40,7 +40,7 @@ export function createApp(deps: AppDeps): Express {
   const timeoutMs = deps.dependencyTimeoutMs ?? 1500;
   const isMigrated = deps.isMigrated ?? (() => true);
   // A silent-but-open producer socket is rebuilt after repeated timeouts (call-notify and /readyz).
-  const redisWatchdog = createRedisWatchdog(deps.redis, { timeoutMs: deps.redis.options.commandTimeout ?? timeoutMs, log });
+  const redisWatchdog = createRedisWatchdog(deps.redis, { timeoutMs: commandTimeoutOf(deps.redis) ?? timeoutMs, log });
 
   const app = express();
   app.disable('x-powered-by');

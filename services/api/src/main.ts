@@ -5,7 +5,7 @@ import { loadConfigOrExit } from '@veil/config/config';
 import { createDb } from '@veil/db/client';
 import { createLogger } from '@veil/log/logger';
 import { PUSH_QUEUE, pushQueueName } from '@veil/queue/contracts';
-import { createRedis } from '@veil/queue/redis';
+import { createRedis, queueOptions } from '@veil/queue/redis';
 import { createApp } from './app.ts';
 import { createJwtVerifier, JwtKeyError, loadJwtPublicKey } from './http/auth.ts';
 import { createApiMetrics } from './metrics.ts';
@@ -36,7 +36,7 @@ const db = createDb({ url: config.databaseUrl, connectTimeoutSeconds: 1, queryTi
 // else; an outage at start must not keep the API down): the database routes answer 503 meanwhile.
 const migrations = startMigrationLoop({ databaseUrl: config.databaseUrl, log });
 
-const redis = createRedis(config.redisUrl, 'producer');
+const redis = createRedis(config.redis, 'producer');
 let lastRedisError = '';
 redis.on('error', (err: Error) => {
   // ioredis repeats the same error on every reconnect attempt; one line per distinct failure is enough.
@@ -49,8 +49,8 @@ redis.on('ready', () => {
 });
 
 const queues = {
-  ios: new Queue(pushQueueName(PUSH_QUEUE, 'ios'), { connection: redis }),
-  android: new Queue(pushQueueName(PUSH_QUEUE, 'android'), { connection: redis }),
+  ios: new Queue(pushQueueName(PUSH_QUEUE, 'ios'), { connection: redis, ...queueOptions(config.redis, pushQueueName(PUSH_QUEUE, 'ios')) }),
+  android: new Queue(pushQueueName(PUSH_QUEUE, 'android'), { connection: redis, ...queueOptions(config.redis, pushQueueName(PUSH_QUEUE, 'android')) }),
 };
 for (const q of Object.values(queues)) q.on('error', () => {}); // already logged by the connection listener
 

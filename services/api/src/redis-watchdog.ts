@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@veil/queue/redis';
 import type { Logger } from '@veil/log/logger';
 
 export interface RedisWatchdog {
@@ -15,7 +15,7 @@ export interface RedisWatchdog {
  * ioredis reconnects per its retryStrategy. Any success resets the count; a fast failure (not
  * connected, refused) leaves it alone, since ioredis is already reconnecting then.
  */
-export function createRedisWatchdog(redis: Redis, opts: { timeoutMs: number; log: Logger; maxTimeouts?: number }): RedisWatchdog {
+export function createRedisWatchdog(redis: RedisClient, opts: { timeoutMs: number; log: Logger; maxTimeouts?: number }): RedisWatchdog {
   const maxTimeouts = opts.maxTimeouts ?? 2;
   let timeouts = 0;
   // Set while a forced reconnect is under way: the old socket lingers up to ioredis's

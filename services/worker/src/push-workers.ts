@@ -3,7 +3,7 @@ import type { Config } from '@veil/config/config';
 import type { Db } from '@veil/db/client';
 import type { Logger } from '@veil/log/logger';
 import { PUSH_PLATFORMS, pushQueueName, type PushPlatform } from '@veil/queue/contracts';
-import { createRedis } from '@veil/queue/redis';
+import { createRedis, queueOptions } from '@veil/queue/redis';
 import { createBackoffStrategy } from './backoff.ts';
 import type { WorkerMetrics } from './metrics.ts';
 import { createPushProcessor } from './processor.ts';
@@ -43,7 +43,8 @@ export function startPushWorkers(deps: PushWorkersDeps): PushWorkers {
   const workers = PUSH_PLATFORMS.map((platform) => {
     const name = pushQueueName(deps.queueBase, platform);
     const worker = new Worker(name, processor, {
-      connection: createRedis(deps.config.redisUrl, 'worker'),
+      connection: createRedis(deps.config.redis, 'worker'),
+      ...queueOptions(deps.config.redis, name),
       concurrency: deps.config.workerConcurrency,
       lockDuration,
       stalledInterval: Math.round(lockDuration / 2),

@@ -6,7 +6,7 @@ import { loadConfig, type Config } from '@veil/config/config';
 import type { Db } from '@veil/db/client';
 import { createLogger } from '@veil/log/logger';
 import { PUSH_PLATFORMS, pushQueueName, type PushJob, type PushPlatform } from '@veil/queue/contracts';
-import { createRedis } from '@veil/queue/redis';
+import { createRedis, queueOptions } from '@veil/queue/redis';
 import { createApp } from '../../src/app.ts';
 import type { JwtVerifier } from '../../src/http/auth.ts';
 import { waitForRedisReady } from '../../src/redis-ready.ts';
@@ -47,8 +47,8 @@ export async function startApi(opts: {
   const base = testQueueName('api');
   const queueNames = { ios: pushQueueName(base, 'ios'), android: pushQueueName(base, 'android') };
   const queues = {
-    ios: new Queue(queueNames.ios, { connection: redis }),
-    android: new Queue(queueNames.android, { connection: redis }),
+    ios: new Queue(queueNames.ios, { connection: redis, ...queueOptions(config.redis, queueNames.ios) }),
+    android: new Queue(queueNames.android, { connection: redis, ...queueOptions(config.redis, queueNames.android) }),
   };
   for (const q of Object.values(queues)) q.on('error', () => {});
   // As main does: let the producer connection finish its handshake before the first request.
@@ -74,7 +74,7 @@ export async function startApi(opts: {
     logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
     rawLogs: () => lines.join(''),
     async jobs(platform) {
-      const reader = new Queue<PushJob>(queueNames[platform], { connection: createRedis(TEST_REDIS_URL, 'worker') });
+      const reader = new Queue<PushJob>(queueNames[platform], { connection: createRedis(TEST_REDIS_URL, 'worker'), ...queueOptions(config.redis, queueNames[platform]) });
       try {
         return await reader.getJobs(['waiting', 'delayed', 'prioritized', 'paused', 'active']);
       } finally {

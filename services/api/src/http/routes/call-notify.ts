@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@veil/queue/redis';
 import type { Config } from '@veil/config/config';
 import type { Db } from '@veil/db/client';
 import { findCalleeDevices } from '@veil/db/registrations';
@@ -18,7 +18,7 @@ export interface CallNotifyDeps {
   db: Db;
   queues: PushQueues;
   /** The producer connection behind the queues; its status says whether Redis can take jobs now. */
-  redis: Redis;
+  redis: RedisClient;
   /** Rebuilds the producer connection when enqueueing keeps timing out on it. */
   redisWatchdog: RedisWatchdog;
   isMigrated: () => boolean;

@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@veil/queue/redis';
 import { timed, type Db } from '@veil/db/client';
 import type { RedisWatchdog } from '../../redis-watchdog.ts';
 import { sendError } from '../errors.ts';
@@ -17,7 +17,7 @@ async function answersWithin(p: Promise<unknown>, ms: number): Promise<boolean> 
   }
 }
 
-export function healthRoutes(deps: { db: Db; redis: Redis; redisWatchdog: RedisWatchdog; isMigrated: () => boolean; timeoutMs: number }): Router {
+export function healthRoutes(deps: { db: Db; redis: RedisClient; redisWatchdog: RedisWatchdog; isMigrated: () => boolean; timeoutMs: number }): Router {
   const router = Router();
 
   // Liveness: the process answers. Never depends on Postgres or Redis, so an outage does not get it restarted.
