@@ -41,8 +41,11 @@ describe('Redis Sentinel failover', () => {
     }
     await Promise.all(inFlight);
 
-    expect(killedAt).toBeGreaterThan(0);
-    expect(set.switches.length, 'the sentinels promoted the replica').toBeGreaterThan(0);
+    const counts: Record<string, number> = {};
+    for (const r of results) counts[`${r.status} ${r.code ?? ''}`.trim()] = (counts[`${r.status} ${r.code ?? ''}`.trim()] ?? 0) + 1;
+    const summary = JSON.stringify(counts);
+    expect(killedAt, `never 20 calls accepted before the kill: ${summary}`).toBeGreaterThan(0);
+    expect(set.switches.length, `the sentinels promoted the replica (${summary})`).toBeGreaterThan(0);
     const promotedAt = set.switches[0]!;
     expect(await set.masterPort()).toBe(set.replica.port);
     // Never a hang, never anything but "queued" or "unavailable".
@@ -50,7 +53,7 @@ describe('Redis Sentinel failover', () => {
     expect(slow, 'answers slower than 2 s or not 202/503').toEqual([]);
     expect(results.some((r) => r.status === 503 && r.sentAt >= killedAt), 'the failover window was hit').toBe(true);
     const firstBack = results.filter((r) => r.status === 202 && r.sentAt > killedAt).sort((a, b) => a.sentAt - b.sentAt)[0];
-    expect(firstBack, 'call-notify served again').toBeDefined();
+    expect(firstBack, `call-notify served again: ${summary}`).toBeDefined();
     expect(firstBack!.sentAt + firstBack!.ms - promotedAt).toBeLessThan(15_000);
 
     // Every push accepted after the promotion reaches Apple and Google exactly once.

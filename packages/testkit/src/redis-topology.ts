@@ -191,6 +191,11 @@ export interface RedisClusterSet {
   env: Record<string, string>;
   /** The port of the master that serves `key`'s slot. */
   masterOf(key: string): Promise<number>;
+  /**
+   * Hands the (still empty) slot of `key` to the master on `port`, as an operator's reshard
+   * would: BullMQ's queues can then be placed on chosen masters.
+   */
+  moveSlotOf(key: string, port: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -230,6 +235,21 @@ export async function startCluster(masters = 3): Promise<RedisClusterSet> {
         const owner = ranges.find(([from, to]) => slot >= from && slot <= to);
         if (!owner) throw new Error(`slot ${slot} has no owner`);
         return Number(owner[2][1]);
+      },
+      async moveSlotOf(key, port) {
+        const slot = Number(await redisCommand(procs[0]!.port, 'CLUSTER', 'KEYSLOT', key));
+        const target = String(await redisCommand(port, 'CLUSTER', 'MYID'));
+        // An empty slot may be reassigned with SETSLOT NODE; the new owner first, then the others.
+        for (const p of [port, ...procs.map((q) => q.port).filter((q) => q !== port)]) {
+          await redisCommand(p, 'CLUSTER', 'SETSLOT', slot, 'NODE', target);
+        }
+        await until(`slot ${slot} on ${port} everywhere`, async () => {
+          for (const p of procs) {
+            const ranges = (await redisCommand(p.port, 'CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+            if (Number(ranges.find(([from, to]) => slot >= from && slot <= to)?.[2][1]) !== port) return false;
+          }
+          return true;
+        });
       },
       stop: () => stopAll(procs, dir),
     };

@@ -54,6 +54,7 @@ export async function startHaStack(devices: { ios: number; android: number } = {
     PORT: '0',
     METRICS_PORT: '0',
     DATABASE_URL: database.url,
+    JWT_SECRET: 'ha-suite-jwt-secret-0123456789abcdef',
     ...standInEnv({ key, apns, fcm, serviceAccountPath: fcm.writeServiceAccount(dir) }),
     LOG_LEVEL: 'info',
   };
@@ -75,7 +76,10 @@ export async function startHaStack(devices: { ios: number; android: number } = {
       const proc = await startService('api', { ...env, ...redisEnv }, 'API listening');
       services.push(proc);
       const port = proc.lines().find((l) => l.msg === 'API listening')!.port as number;
-      return { url: `http://127.0.0.1:${port}`, proc };
+      const url = `http://127.0.0.1:${port}`;
+      // As a load balancer would: traffic once /readyz says Postgres (migrated) and Redis answer.
+      await eventually(`${url}/readyz`, async () => (await fetch(`${url}/readyz`).catch(() => null))?.status === 200, 20_000);
+      return { url, proc };
     },
     async startWorker(redisEnv) {
       const proc = await startService('worker', { ...env, ...redisEnv }, 'Worker started');
@@ -91,11 +95,22 @@ export async function startHaStack(devices: { ios: number; android: number } = {
   };
 }
 
+/** Polls an async condition (the e2e helper's `eventually` is synchronous). */
+async function eventually(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export interface NotifyResult {
   callId: string;
   sentAt: number;
   status: number;
   ms: number;
+  /** The error code of a non-2xx answer (queue_unavailable, ...). */
+  code?: string;
 }
 
 /** One call-notify for `bob`; a hang shows up as status 0 after `limitMs` instead of stalling the test. */
@@ -108,8 +123,8 @@ export async function callNotify(apiUrl: string, callId: string, limitMs = 5000)
       body: JSON.stringify({ callee_username: 'bob', caller_username: 'alice', caller_display_name: 'Alice', call_id: callId, call_type: 'audio' }),
       signal: AbortSignal.timeout(limitMs),
     });
-    await res.arrayBuffer();
-    return { callId, sentAt, status: res.status, ms: Date.now() - sentAt };
+    const body = (await res.json().catch(() => null)) as { error?: { code?: string } } | null;
+    return { callId, sentAt, status: res.status, ms: Date.now() - sentAt, ...(body?.error?.code ? { code: body.error.code } : {}) };
   } catch {
     return { callId, sentAt, status: 0, ms: Date.now() - sentAt };
   }
