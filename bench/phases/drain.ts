@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
+import type { RedisTarget } from '@veil/config/redis-target';
 import { PUSH_JOB, PUSH_QUEUE, pushJobOptions, pushQueueName, type PushJob } from '@veil/queue/contracts';
+import { createRedis, queueOptions } from '@veil/queue/redis';
 import type { Arrival } from '../lib/stack.ts';
 
 export const DRAIN_JOBS = 20_000;
@@ -9,9 +11,10 @@ export const DRAIN_JOBS = 20_000;
  * Queues DRAIN_JOBS pushes (half iOS, half Android) while the queues are paused, then resumes
  * them and times the whole backlog reaching the stand-ins: pushes per second.
  */
-export async function benchDrain(redisUrl: string, arrivals: Arrival[], startDrainers: () => Promise<void>): Promise<{ pushesPerSecond: number; seconds: number; missing: number }> {
-  const connection = { url: redisUrl, maxRetriesPerRequest: null };
-  const queues = { ios: new Queue(pushQueueName(PUSH_QUEUE, 'ios'), { connection }), android: new Queue(pushQueueName(PUSH_QUEUE, 'android'), { connection }) };
+export async function benchDrain(redis: string | RedisTarget, arrivals: Arrival[], startDrainers: () => Promise<void>): Promise<{ pushesPerSecond: number; seconds: number; missing: number }> {
+  const connection = createRedis(redis, 'worker');
+  const queue = (name: string) => new Queue(name, { connection, ...queueOptions(redis, name) });
+  const queues = { ios: queue(pushQueueName(PUSH_QUEUE, 'ios')), android: queue(pushQueueName(PUSH_QUEUE, 'android')) };
   await Promise.all(Object.values(queues).map((q) => q.pause()));
   const prefix = `drain-${randomUUID()}-`;
   const now = Date.now();
@@ -47,5 +50,6 @@ export async function benchDrain(redisUrl: string, arrivals: Arrival[], startDra
   const seconds = (performance.now() - started) / 1000;
   const delivered = count();
   await Promise.all(Object.values(queues).map((q) => q.close()));
+  connection.disconnect();
   return { pushesPerSecond: delivered / seconds, seconds, missing: DRAIN_JOBS - delivered };
 }

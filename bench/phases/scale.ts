@@ -1,0 +1,45 @@
+import { loadConfig } from '@veil/config/config';
+import type { RedisTarget } from '@veil/config/redis-target';
+import { PUSH_QUEUE, pushQueueName } from '@veil/queue/contracts';
+import { queuePrefix } from '@veil/queue/redis';
+import { startCluster, type RedisClusterSet } from '@veil/testkit/redis-topology';
+import type { ServiceProcess } from '../lib/proc.ts';
+import type { Stack } from '../lib/stack.ts';
+import { fmt } from '../lib/stats.ts';
+import { benchDrain } from './drain.ts';
+
+const WORKER_COUNTS = [1, 2, 4];
+
+/**
+ * Drain with 1, 2 and 4 worker processes, on the bench's one Redis and on a private 3-master
+ * Redis Cluster with the iOS and Android queues on different masters: where adding workers
+ * stops helping, and whether spreading the queues over masters moves that point.
+ */
+export async function scalePhase(stack: Stack, rows: string[][], say: (line: string) => void): Promise<void> {
+  say('6. drain with 1, 2, 4 worker processes: one Redis, then a 3-master cluster ...');
+  await drainWithWorkers(stack, rows, 'one Redis', stack.redisUrl, {});
+  let cluster: RedisClusterSet | null = null;
+  try {
+    cluster = await startCluster(3);
+    const target = loadConfig(cluster.env).redis;
+    // Both default queue names hash onto the first master; move Android's slot to another one.
+    const ios = await cluster.masterOf(queuePrefix(target, pushQueueName(PUSH_QUEUE, 'ios')));
+    await cluster.moveSlotOf(queuePrefix(target, pushQueueName(PUSH_QUEUE, 'android')), cluster.masters.find((m) => m.port !== ios)!.port);
+    await drainWithWorkers(stack, rows, '3-master cluster', target, cluster.env);
+  } finally {
+    await cluster?.stop();
+  }
+}
+
+async function drainWithWorkers(stack: Stack, rows: string[][], label: string, target: string | RedisTarget, env: Record<string, string>): Promise<void> {
+  const workers: ServiceProcess[] = [];
+  try {
+    for (const n of WORKER_COUNTS) {
+      while (workers.length < n) workers.push(await stack.startWorker(`scale-${label.replace(/\W+/g, '-')}-${workers.length + 1}`, env));
+      const r = await benchDrain(target, stack.arrivals, async () => {});
+      rows.push([`drain: ${n} worker process${n > 1 ? 'es' : ''}, ${label}`, `${fmt(r.pushesPerSecond, 0)} pushes/s`, `${fmt(r.seconds, 2)} s`, `missing ${r.missing}`]);
+    }
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+  }
+}
