@@ -60,10 +60,23 @@ async function launch(args: string[], port: number, readyText: RegExp): Promise<
 
 const noPersistence = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'];
 
-/** A plain redis-server of the test's own. */
+/** A plain redis-server of the test's own. Its work dir is private: a replica writes the RDB it receives there. */
 export async function startRedisServer(extra: string[] = []): Promise<RedisProcess> {
   const port = await freePort();
-  return launch(['--port', String(port), ...noPersistence, ...extra], port, /Ready to accept connections/);
+  const dir = mkdtempSync(join(tmpdir(), 'veil-redis-'));
+  try {
+    const proc = await launch(['--port', String(port), ...noPersistence, '--dir', dir, ...extra], port, /Ready to accept connections/);
+    return {
+      ...proc,
+      async kill() {
+        await proc.kill();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
 }
 
 /** Polls `check` until it returns true; Redis state changes (replication, gossip) are asynchronous. */
