@@ -1,3 +1,4 @@
+import { loadavg } from 'node:os';
 import { loadConfig } from '@veil/config/config';
 import type { RedisTarget } from '@veil/config/redis-target';
 import { PUSH_QUEUE, pushQueueName } from '@veil/queue/contracts';
@@ -37,8 +38,18 @@ async function drainWithWorkers(stack: Stack, rows: string[][], label: string, t
   try {
     for (const n of WORKER_COUNTS) {
       while (workers.length < n) workers.push(await stack.startWorker(`scale-${label.replace(/\W+/g, '-')}-${workers.length + 1}`, env));
+      // Where the cores went: the workers together, and this process (stand-ins + queueing the backlog).
+      const cpu = () => ({ workers: workers.reduce((t, w) => t + w.cpuSeconds(), 0), bench: (process.cpuUsage().user + process.cpuUsage().system) / 1e6 });
+      const before = cpu();
       const r = await benchDrain(target, stack.arrivals, async () => {});
-      rows.push([`drain: ${n} worker process${n > 1 ? 'es' : ''}, ${label}`, `${fmt(r.pushesPerSecond, 0)} pushes/s`, `${fmt(r.seconds, 2)} s`, `missing ${r.missing}`]);
+      const after = cpu();
+      const share = (k: 'workers' | 'bench') => `${fmt((100 * (after[k] - before[k])) / r.seconds, 0)}%`;
+      rows.push([
+        `drain: ${n} worker process${n > 1 ? 'es' : ''}, ${label}`,
+        `${fmt(r.pushesPerSecond, 0)} pushes/s`,
+        `${fmt(r.seconds, 2)} s`,
+        `missing ${r.missing}; CPU per drain second (100% = one core, queueing included): workers ${share('workers')}, bench ${share('bench')}; load ${fmt(loadavg()[0]!, 1)}`,
+      ]);
     }
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
