@@ -21,8 +21,8 @@ describe('Redis Sentinel failover', () => {
   });
 
   it('answers 503 within 2 s while the master is gone, serves again within 15 s of the promotion, and the worker delivers what came after', async () => {
-    const { url } = await stack.startApi(set.env);
-    await stack.startWorker(set.env);
+    const { url, proc: api } = await stack.startApi(set.env);
+    const worker = await stack.startWorker(set.env);
     const results: NotifyResult[] = [];
     let n = 0;
     let killedAt = 0;
@@ -66,6 +66,10 @@ describe('Redis Sentinel failover', () => {
     await expect.poll(() => expected.filter((e) => stack.deliveries().includes(e)).length, { timeout: 20_000, interval: 200 }).toBe(expected.length);
     const delivered = stack.deliveries();
     for (const e of expected) expect(delivered.filter((d) => d === e)).toHaveLength(1);
+
+    // Followed on their own: neither process restarted, and the api reports ready again.
+    for (const proc of [api, worker]) expect(proc.lines().filter((l) => l.msg === 'API listening' || l.msg === 'Worker started')).toHaveLength(1);
+    expect((await fetch(`${url}/readyz`)).status).toBe(200);
 
     // What asynchronous replication cost: pushes accepted (202) before the promotion that never
     // arrived. Measured, not asserted to be zero; see the operator guide.
