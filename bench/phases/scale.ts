@@ -25,7 +25,7 @@ export async function scalePhase(stack: Stack, rows: string[][], say: (line: str
     const target = loadConfig(cluster.env).redis;
     // Both default queue names hash onto the first master; move Android's slot to another one.
     const ios = await cluster.masterOf(queuePrefix(target, pushQueueName(PUSH_QUEUE, 'ios')));
-    await cluster.moveSlotOf(queuePrefix(target, pushQueueName(PUSH_QUEUE, 'android')), cluster.masters.find((m) => m.port !== ios)!.port);
+    await cluster.moveSlotOf(queuePrefix(target, pushQueueName(PUSH_QUEUE, 'android')), cluster.nodes.find((m) => m.port !== ios)!.port);
     // The bench's REDIS_URL names a db index, which a Cluster does not have.
     await drainWithWorkers(stack, rows, '3-master cluster', target, { ...cluster.env, REDIS_URL: 'redis://127.0.0.1' });
   } finally {

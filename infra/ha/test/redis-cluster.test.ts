@@ -25,7 +25,7 @@ describe('Redis Cluster', () => {
     const names = { ios: pushQueueName(PUSH_QUEUE, 'ios'), android: pushQueueName(PUSH_QUEUE, 'android') };
     // Both default names hash into the first master's slots: move one, as an operator would.
     const iosMaster = await cluster.masterOf(queuePrefix(target, names.ios));
-    const other = cluster.masters.find((m) => m.port !== iosMaster)!.port;
+    const other = cluster.nodes.find((m) => m.port !== iosMaster)!.port;
     await cluster.moveSlotOf(queuePrefix(target, names.android), other);
 
     const api = await stack.startApi(cluster.env);

@@ -199,7 +199,8 @@ export async function startSentinelSet(opts: { name?: string; downAfterMs?: numb
 }
 
 export interface RedisClusterSet {
-  masters: RedisProcess[];
+  /** Every node started, masters and replicas (which is which: masterOf). */
+  nodes: RedisProcess[];
   /** REDIS_CLUSTER_NODES for the services. */
   env: Record<string, string>;
   /** The port of the master that serves `key`'s slot. */
@@ -212,12 +213,16 @@ export interface RedisClusterSet {
   stop(): Promise<void>;
 }
 
-/** `masters` cluster-enabled servers joined by `redis-cli --cluster create`, without replicas. */
-export async function startCluster(masters = 3): Promise<RedisClusterSet> {
+/**
+ * `masters` cluster-enabled servers joined by `redis-cli --cluster create`, with `replicas`
+ * replicas per master (then `masters * (1 + replicas)` nodes; which node became what is asked
+ * from the cluster, see masterOf).
+ */
+export async function startCluster(masters = 3, replicas = 0): Promise<RedisClusterSet> {
   const dir = mkdtempSync(join(tmpdir(), 'veil-cluster-'));
   const procs: RedisProcess[] = [];
   try {
-    for (let i = 0; i < masters; i++) {
+    for (let i = 0; i < masters * (1 + replicas); i++) {
       const port = await freePort();
       // The bus port defaults to port + 10000, which may be taken or beyond 65535: pick one.
       const busPort = await freePort();
@@ -232,7 +237,7 @@ export async function startCluster(masters = 3): Promise<RedisClusterSet> {
     }
     const create = spawnSync(
       'redis-cli',
-      ['--cluster', 'create', ...procs.map((p) => `127.0.0.1:${p.port}`), '--cluster-replicas', '0', '--cluster-yes'],
+      ['--cluster', 'create', ...procs.map((p) => `127.0.0.1:${p.port}`), '--cluster-replicas', String(replicas), '--cluster-yes'],
       { encoding: 'utf8', timeout: 30_000 },
     );
     if (create.status !== 0) throw new Error(`redis-cli --cluster create failed:\n${create.stdout}\n${create.stderr}`);
@@ -240,11 +245,13 @@ export async function startCluster(masters = 3): Promise<RedisClusterSet> {
       await until(`cluster node ${p.port} ok`, async () => String(await redisCommand(p.port, 'CLUSTER', 'INFO')).includes('cluster_state:ok'));
     }
     return {
-      masters: procs,
+      nodes: procs,
       env: { REDIS_CLUSTER_NODES: procs.map((p) => `127.0.0.1:${p.port}`).join(',') },
       async masterOf(key) {
-        const slot = Number(await redisCommand(procs[0]!.port, 'CLUSTER', 'KEYSLOT', key));
-        const ranges = (await redisCommand(procs[0]!.port, 'CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+        // Asked from any node still running: a test may have killed the first one.
+        const node = procs.find((p) => p.running())!.port;
+        const slot = Number(await redisCommand(node, 'CLUSTER', 'KEYSLOT', key));
+        const ranges = (await redisCommand(node, 'CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
         const owner = ranges.find(([from, to]) => slot >= from && slot <= to);
         if (!owner) throw new Error(`slot ${slot} has no owner`);
         return Number(owner[2][1]);
