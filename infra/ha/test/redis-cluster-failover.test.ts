@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../packages/config/src/config.ts';
 import { PUSH_QUEUE, pushQueueName } from '../../../packages/queue/src/contracts.ts';
 import { queuePrefix } from '../../../packages/queue/src/redis.ts';
-import { startCluster, type RedisClusterSet } from '../../../packages/testkit/src/redis-topology.ts';
+import { redisCommand, startCluster, type RedisClusterSet } from '../../../packages/testkit/src/redis-topology.ts';
 import { callNotify, startHaStack, type HaStack, type NotifyResult } from './support/ha-stack.ts';
 
 describe('Redis Cluster failover', () => {
@@ -49,7 +49,8 @@ describe('Redis Cluster failover', () => {
 
     const counts: Record<string, number> = {};
     for (const r of results) counts[`${r.status} ${r.code ?? ''}`.trim()] = (counts[`${r.status} ${r.code ?? ''}`.trim()] ?? 0) + 1;
-    expect(promotedAt, `the replica took over (${JSON.stringify(counts)})`).toBeGreaterThan(0);
+    const nodes = promotedAt ? '' : String(await redisCommand(cluster.nodes.find((p) => p.running())!.port, 'CLUSTER', 'NODES'));
+    expect(promotedAt, `the replica took over (${JSON.stringify(counts)}); killed ${oldMaster}; nodes:\n${nodes}`).toBeGreaterThan(0);
     expect(results.filter((r) => r.ms >= 2000 || (r.status !== 202 && r.status !== 503)), 'answers slower than 2 s or not 202/503').toEqual([]);
     const firstBack = results.filter((r) => r.status === 202 && r.sentAt > promotedAt).sort((a, b) => a.sentAt - b.sentAt)[0];
     expect(firstBack, `call-notify served again: ${JSON.stringify(counts)}`).toBeDefined();
@@ -57,7 +58,10 @@ describe('Redis Cluster failover', () => {
 
     const tokens = [...stack.tokens.ios, ...stack.tokens.android];
     const expected = results.filter((r) => r.status === 202 && r.sentAt > promotedAt).flatMap((r) => tokens.map((t) => `${r.callId} ${t}`));
-    await expect.poll(() => expected.filter((e) => stack.deliveries().includes(e)).length, { timeout: 20_000, interval: 200 }).toBe(expected.length);
+    const missing = () => expected.filter((e) => !stack.deliveries().includes(e));
+    const end = Date.now() + 20_000;
+    while (missing().length > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
+    expect(missing(), `undelivered after the promotion; worker log:\n${tail(worker)}`).toEqual([]);
     for (const proc of [api, worker]) expect(proc.log()).not.toMatch(/CROSSSLOT/);
     console.info(
       `cluster failover: promotion seen ${promotedAt - killedAt} ms after the kill; first 202 ${firstBack!.sentAt + firstBack!.ms - promotedAt} ms after it; ` +
@@ -65,3 +69,8 @@ describe('Redis Cluster failover', () => {
     );
   }, 120_000);
 });
+
+/** The process's warnings and errors, last 30. */
+function tail(proc: { lines(): Record<string, unknown>[] }): string {
+  return proc.lines().filter((l) => Number(l.level) >= 40).slice(-30).map((l) => JSON.stringify(l)).join('\n');
+}

@@ -63,7 +63,9 @@ describe('Redis Sentinel failover', () => {
     const tokens = [...stack.tokens.ios, ...stack.tokens.android];
     const after = results.filter((r) => r.status === 202 && r.sentAt > promotedAt);
     const expected = after.flatMap((r) => tokens.map((t) => `${r.callId} ${t}`)).sort();
-    await expect.poll(() => expected.filter((e) => stack.deliveries().includes(e)).length, { timeout: 20_000, interval: 200 }).toBe(expected.length);
+    const missing = () => expected.filter((e) => !stack.deliveries().includes(e));
+    await waitFor(() => missing().length === 0, 20_000);
+    expect(missing(), `undelivered after the promotion; worker log:\n${tail(worker)}`).toEqual([]);
     const delivered = stack.deliveries();
     for (const e of expected) expect(delivered.filter((d) => d === e)).toHaveLength(1);
 
@@ -144,3 +146,14 @@ describe('Redis Sentinel failover under a burst, no worker', () => {
     console.info(`sentinel failover under a burst: ${accepted.length * 2} pushes acknowledged (202), ${lost.length} missing on the promoted replica`);
   }, 120_000);
 });
+
+/** Polls a condition; the caller asserts afterwards with a message that explains a failure. */
+async function waitFor(done: () => boolean, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!done() && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
+}
+
+/** The process's warnings and errors, last 30. */
+function tail(proc: { lines(): Record<string, unknown>[] }): string {
+  return proc.lines().filter((l) => Number(l.level) >= 40).slice(-30).map((l) => JSON.stringify(l)).join('\n');
+}

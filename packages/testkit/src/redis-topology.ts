@@ -229,7 +229,8 @@ export async function startCluster(masters = 3, replicas = 0): Promise<RedisClus
       procs.push(
         await launch(
           ['--port', String(port), ...noPersistence, '--cluster-enabled', 'yes', '--cluster-port', String(busPort),
-            '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '2000', '--dir', dir],
+            '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '2000', '--dir', dir,
+            '--repl-diskless-sync-delay', '0'],
           port,
           /Ready to accept connections/,
         ),
@@ -243,6 +244,12 @@ export async function startCluster(masters = 3, replicas = 0): Promise<RedisClus
     if (create.status !== 0) throw new Error(`redis-cli --cluster create failed:\n${create.stdout}\n${create.stderr}`);
     for (const p of procs) {
       await until(`cluster node ${p.port} ok`, async () => String(await redisCommand(p.port, 'CLUSTER', 'INFO')).includes('cluster_state:ok'));
+      // A replica that never finished its first sync is not allowed to take over (its data is
+      // "too old"): a failover test must not kill a master before that.
+      await until(`cluster node ${p.port} in sync`, async () => {
+        const info = String(await redisCommand(p.port, 'INFO', 'replication'));
+        return info.includes('role:master') || info.includes('master_link_status:up');
+      });
     }
     return {
       nodes: procs,
