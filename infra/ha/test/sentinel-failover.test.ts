@@ -64,7 +64,8 @@ describe('Redis Sentinel failover', () => {
     const after = results.filter((r) => r.status === 202 && r.sentAt > promotedAt);
     const expected = after.flatMap((r) => tokens.map((t) => `${r.callId} ${t}`)).sort();
     const missing = () => expected.filter((e) => !stack.deliveries().includes(e));
-    await waitFor(() => missing().length === 0, 20_000);
+    // Up to the TTL: under load a push may need a retry, and the worker drops it after that anyway.
+    await waitFor(() => missing().length === 0, 30_000);
     expect(missing(), `undelivered after the promotion; worker log:\n${tail(worker)}`).toEqual([]);
     const delivered = stack.deliveries();
     for (const e of expected) expect(delivered.filter((d) => d === e)).toHaveLength(1);
