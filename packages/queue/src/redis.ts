@@ -20,6 +20,10 @@ function roleOptions(role: RedisRole): RedisOptions {
     : { maxRetriesPerRequest: null, connectTimeout: 2000 };
 }
 
+// enableAutoPipelining stays off in every mode: BullMQ users saw "Job is not in the active list"
+// errors with it (taskforcesh/bullmq#457), and the api already sends a call's jobs in one round
+// trip (addBulk). natMap is not needed: the nodes announce addresses the services can reach.
+
 /**
  * After a Sentinel failover an old master that comes back is a replica: a connection still
  * on it gets READONLY for every write. Reconnecting asks the sentinels for the master again.
