@@ -1,5 +1,5 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
-import type { RedisNode, RedisTarget } from '@veil/config/redis-target';
+import type { RedisTarget } from '@veil/config/redis-target';
 
 /** What createRedis hands out: one server (also the master behind Sentinel) or a Cluster. */
 export type RedisClient = Redis | Cluster;
@@ -65,11 +65,7 @@ export function createRedis(target: string | RedisTarget, role: RedisRole, extra
     // Every BullMQ command writes or must see its own writes: never read from replicas.
     scaleReads: 'master',
   };
-  return new Cluster(clusterNodes(t.nodes), options);
-}
-
-function clusterNodes(nodes: RedisNode[]): { host: string; port: number }[] {
-  return nodes.map((n) => ({ host: n.host, port: n.port }));
+  return new Cluster(t.nodes, options);
 }
 
 /** The per-command timeout the client was built with (Cluster keeps it per node). */
