@@ -11,6 +11,7 @@ import { benchEndToEnd, type EndToEndFigures } from './phases/end-to-end.ts';
 import { benchCallNotify, benchRegister, type IngestFigures } from './phases/ingest.ts';
 import { benchCallEnded, benchRegistered } from './phases/lifecycle.ts';
 import { startNaiveWorker } from './phases/naive.ts';
+import { scalePhase } from './phases/scale.ts';
 import { REPO_ROOT, findPids, readCpuSeconds, type ServiceProcess } from './lib/proc.ts';
 import { seedCallees, type Callee } from './lib/seed.ts';
 import { BENCH_APPS, createStack, type Stack } from './lib/stack.ts';
@@ -18,8 +19,8 @@ import { fmt } from './lib/stats.ts';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
-/** BENCH_PHASES=ingest,e2e,drain,naive runs a subset (for profiling one path); default: all. */
-const phases = new Set((process.env.BENCH_PHASES ?? 'ingest,e2e,lifecycle,drain,naive').split(','));
+/** BENCH_PHASES=ingest,e2e,lifecycle,drain,naive,scale runs a subset (for profiling one path); default: all. */
+const phases = new Set((process.env.BENCH_PHASES ?? 'ingest,e2e,lifecycle,drain,naive,scale').split(','));
 
 async function waitForQuiet(stack: Stack): Promise<void> {
   // The backlog of one phase must not leak into the next one's figures.
@@ -136,6 +137,7 @@ async function main(): Promise<void> {
     const workerPeak = Math.max(...workers.map((w) => w.peakRssMb()));
     await Promise.all(workers.map((w) => w.stop()));
     if (phases.has('naive')) await naivePhase(stack, rows, realRate);
+    if (phases.has('scale')) await scalePhase(stack, rows, say);
 
     rows.push(['4. peak RSS: api (phases 1-2)', `${fmt(apiPeak, 0)} MB`, '', '']);
     rows.push(['4. peak RSS: worker (phases 2-3)', `${fmt(workerPeak, 0)} MB`, '', '']);

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
+import type { RedisTarget } from '@veil/config/redis-target';
 import { PUSH_JOB, pushJobOptions, pushQueueName, type PushJob } from '@veil/queue/contracts';
+import { createRedis, queueOptions } from '@veil/queue/redis';
 import type { Arrival } from '../lib/stack.ts';
 
 export const DRAIN_JOBS = 20_000;
@@ -11,14 +13,15 @@ export const DRAIN_JOBS = 20_000;
  * the pushes round-robin over those apps (null: the default credentials).
  */
 export async function benchDrain(
-  redisUrl: string,
+  redis: string | RedisTarget,
   queueBase: string,
   arrivals: Arrival[],
   startDrainers: () => Promise<void>,
   appIds: (string | null)[] = [null],
 ): Promise<{ pushesPerSecond: number; seconds: number; missing: number }> {
-  const connection = { url: redisUrl, maxRetriesPerRequest: null };
-  const queues = { ios: new Queue(pushQueueName(queueBase, 'ios'), { connection }), android: new Queue(pushQueueName(queueBase, 'android'), { connection }) };
+  const connection = createRedis(redis, 'worker');
+  const queue = (name: string) => new Queue(name, { connection, ...queueOptions(redis, name) });
+  const queues = { ios: queue(pushQueueName(queueBase, 'ios')), android: queue(pushQueueName(queueBase, 'android')) };
   await Promise.all(Object.values(queues).map((q) => q.pause()));
   const prefix = `drain-${randomUUID()}-`;
   const now = Date.now();
@@ -57,5 +60,6 @@ export async function benchDrain(
   const seconds = (performance.now() - started) / 1000;
   const delivered = count();
   await Promise.all(Object.values(queues).map((q) => q.close()));
+  connection.disconnect();
   return { pushesPerSecond: delivered / seconds, seconds, missing: DRAIN_JOBS - delivered };
 }

@@ -1,14 +1,17 @@
 // Docker does not run on these machines, so this checks docker-compose.yml and the Dockerfiles
 // statically: services, ports, mounts, health checks, and that every variable Compose hands the
 // services is one packages/config accepts (and that .env.example's values pass it).
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 // infra/ is not a workspace package, so the config module is imported by path.
 import { loadConfig } from '../../../packages/config/src/config.ts';
+import { freePort } from '../../../packages/testkit/src/ports.ts';
+import { startRedisServer } from '../../../packages/testkit/src/redis-topology.ts';
 
 const root = (p: string) => fileURLToPath(new URL(`../../../${p}`, import.meta.url));
 const read = (p: string) => readFileSync(root(p), 'utf8');
@@ -198,7 +201,7 @@ describe('docker compose --profile observability', () => {
   const veilEnv = services.api!.environment!;
 
   it('adds Prometheus and Grafana only under the profile, on loopback, with health checks', () => {
-    expect(Object.entries(services).filter(([, s]) => s.profiles).map(([n, s]) => [n, s.profiles])).toEqual([
+    expect(Object.entries(services).filter(([, s]) => s.profiles?.includes('observability')).map(([n, s]) => [n, s.profiles])).toEqual([
       ['prometheus', ['observability']],
       ['grafana', ['observability']],
     ]);
@@ -237,6 +240,63 @@ describe('docker compose --profile observability', () => {
     expect(grafana.environment!.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH).toBe(`${providers.providers[0]!.options.path}/veil-push.json`);
     // Without .env the admin password is not required (plain `docker compose up` must not need it).
     expect(interpolate(grafana.environment!.GF_SECURITY_ADMIN_PASSWORD!, {})).toBe('admin');
+  });
+});
+
+describe('docker-compose.yml, `ha` profile', () => {
+  const ha = Object.keys(services).filter((name) => services[name]!.profiles?.includes('ha'));
+  const sentinels = ha.filter((name) => name.startsWith('redis-sentinel-'));
+
+  it('adds a replica of redis and three sentinels, only with the profile, each with a health check', () => {
+    expect(ha.sort()).toEqual(['redis-replica', 'redis-sentinel-1', 'redis-sentinel-2', 'redis-sentinel-3']);
+    expect(services['redis-replica']!.command!.join(' ')).toContain('--replicaof redis 6379');
+    for (const name of ha) {
+      expect(services[name]!.healthcheck?.test.length, name).toBeGreaterThan(0);
+      expect(services[name]!.ports, name).toBeUndefined();
+    }
+  });
+
+  it('points api and worker at the three sentinels when .env sets REDIS_SENTINELS', () => {
+    const env = { ...envExample, COMPOSE_PROFILES: 'ha', REDIS_SENTINELS: sentinels.map((s) => `${s}:26379`).join(',') };
+    for (const name of ['api', 'worker']) {
+      const resolved = Object.fromEntries(Object.entries(services[name]!.environment!).map(([k, v]) => [k, interpolate(String(v), env)]));
+      expect(loadConfig(resolved).redis).toMatchObject({
+        mode: 'sentinel',
+        name: 'mymaster',
+        sentinels: sentinels.map((host) => ({ host, port: 26379 })),
+      });
+      // Without the profile's variables nothing changes: the one redis.
+      const plain = Object.fromEntries(Object.entries(services[name]!.environment!).map(([k, v]) => [k, interpolate(String(v), envExample)]));
+      expect(loadConfig(plain).redis).toEqual({ mode: 'single', url: 'redis://redis:6379' });
+    }
+  });
+
+  // The sentinel's start script, run for real: the config it writes must be one redis-server accepts.
+  const hasRedis = spawnSync('sh', ['-c', 'command -v redis-server']).status === 0;
+  it.skipIf(!hasRedis)("writes a sentinel config that this machine's redis-server --sentinel accepts", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'veil-compose-sentinel-'));
+    const master = await startRedisServer();
+    let sentinel: ChildProcess | null = null;
+    try {
+      // Compose turns $$ into $; the script's own `exec redis-server` is replaced by reading the file.
+      const script = services['redis-sentinel-1']!.command![2]!.replaceAll('$$', '$').replaceAll('/tmp/sentinel.conf', join(dir, 'sentinel.conf'));
+      const written = spawnSync('sh', ['-c', script.replace(/exec redis-server .*/, 'true')], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+      expect(written.status, written.stderr).toBe(0);
+      const conf = readFileSync(join(dir, 'sentinel.conf'), 'utf8');
+      expect(conf).toContain('sentinel monitor mymaster redis 6379 2');
+      // Here "redis" is this machine's private server, and the port a free one.
+      const port = await freePort();
+      writeFileSync(join(dir, 'local.conf'), conf.replace('port 26379', `port ${port}`).replace('redis 6379', `127.0.0.1 ${master.port}`));
+      sentinel = spawn('redis-server', [join(dir, 'local.conf'), '--sentinel'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      sentinel.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+      sentinel.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+      await expect.poll(() => out, { timeout: 10_000 }).toMatch(/\+monitor master mymaster/);
+    } finally {
+      sentinel?.kill('SIGKILL');
+      await master.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,11 +1,14 @@
 import { z } from 'zod';
 import { DEFAULT_ALLOWED_CIDRS, parseCidr } from './cidr.ts';
+import { redisTargetFrom, type RedisTarget } from './redis-target.ts';
 
 /** Everything both services read from the environment, parsed once at start-up. */
 export interface Config {
   port: number;
   databaseUrl: string;
   redisUrl: string;
+  /** REDIS_URL alone, or with REDIS_SENTINELS / REDIS_CLUSTER_NODES: what createRedis connects to. */
+  redis: RedisTarget;
   jwt: {
     secret: string | null;
     publicKeyPath: string | null;
@@ -163,6 +166,9 @@ const schema = z.object({
   METRICS_PORT: integer('METRICS_PORT', 9464, 0, 65535),
   MAX_DEVICES_PER_USER: integer('MAX_DEVICES_PER_USER', 10, 1, 1000),
   REGISTRATION_MAX_AGE_DAYS: integer('REGISTRATION_MAX_AGE_DAYS', 270, 1, 36500),
+  REDIS_SENTINELS: optional,
+  REDIS_SENTINEL_NAME: withDefault('mymaster'),
+  REDIS_CLUSTER_NODES: optional,
   LOG_LEVEL: withDefault('info').pipe(
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
       message: 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent',
@@ -184,10 +190,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     sandbox: e.APNS_SANDBOX_HOST ?? (defaultEnvironment === 'sandbox' ? e.APNS_HOST : null) ?? APNS_SANDBOX_HOST,
     production: e.APNS_PRODUCTION_HOST ?? (defaultEnvironment === 'production' ? e.APNS_HOST : null) ?? APNS_PRODUCTION_HOST,
   };
+  const redis = redisTargetFrom({ url: e.REDIS_URL, sentinels: e.REDIS_SENTINELS, sentinelName: e.REDIS_SENTINEL_NAME, clusterNodes: e.REDIS_CLUSTER_NODES });
+  if (Array.isArray(redis)) throw new ConfigError(redis);
   return {
     port: e.PORT,
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
+    redis,
     jwt: { secret: e.JWT_SECRET, publicKeyPath: e.JWT_PUBLIC_KEY_PATH, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE, jwksUrl: e.JWT_JWKS_URL },
     sipDomain: e.SIP_DOMAIN,
     callNotifySecret: e.CALL_NOTIFY_SECRET,

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.ts';
 import type { Logger } from '@veil/log/logger';
 
 export interface ProducerWatchdog {
@@ -15,7 +15,7 @@ export interface ProducerWatchdog {
  * ioredis reconnects per its retryStrategy. Any success resets the count; a fast failure (not
  * connected, refused) leaves it alone, since ioredis is already reconnecting then.
  */
-export function createProducerWatchdog(redis: Redis, opts: { timeoutMs: number; log: Logger; maxTimeouts?: number }): ProducerWatchdog {
+export function createProducerWatchdog(redis: RedisClient, opts: { timeoutMs: number; log: Logger; maxTimeouts?: number }): ProducerWatchdog {
   const maxTimeouts = opts.maxTimeouts ?? 2;
   let timeouts = 0;
   // Set while a forced reconnect is under way: the old socket lingers up to ioredis's

@@ -4,7 +4,8 @@ import { createCallState, type CallState } from './call-state.ts';
 import { PUSH_JOB, PUSH_PLATFORMS, pushJobOptions, pushQueueName, type PushJob, type PushPlatform } from './contracts.ts';
 import { createProducerWatchdog } from './producer-watchdog.ts';
 import { waitForRedisReady } from './redis-ready.ts';
-import { createRedis } from './redis.ts';
+import { commandTimeoutOf, createRedis, queueOptions } from './redis.ts';
+import type { RedisTarget } from '@veil/config/redis-target';
 
 /** Redis did not take the jobs (down, refusing, or silent past its command timeout): answer 503. */
 export class QueueUnavailableError extends Error {
@@ -15,7 +16,8 @@ export class QueueUnavailableError extends Error {
 }
 
 export interface PushProducerOptions {
-  redisUrl: string;
+  /** One server, a Sentinel set or a Cluster (config.redis). */
+  redis: RedisTarget;
   /** PUSH_QUEUE: the platform suffix is added here. */
   queueBase: string;
   maxAttempts: number;
@@ -47,7 +49,7 @@ export interface PushProducer {
  */
 export function createPushProducer(opts: PushProducerOptions): PushProducer {
   const { log } = opts;
-  const redis = createRedis(opts.redisUrl, 'producer');
+  const redis = createRedis(opts.redis, 'producer');
   let lastError = '';
   redis.on('error', (err: Error) => {
     // ioredis repeats the same error on every reconnect attempt; one line per distinct failure is enough.
@@ -60,12 +62,13 @@ export function createPushProducer(opts: PushProducerOptions): PushProducer {
   });
   const queues = Object.fromEntries(
     PUSH_PLATFORMS.map((platform) => {
-      const queue = new Queue(pushQueueName(opts.queueBase, platform), { connection: redis });
+      const name = pushQueueName(opts.queueBase, platform);
+      const queue = new Queue(name, { connection: redis, ...queueOptions(opts.redis, name) });
       queue.on('error', () => {}); // already logged by the connection listener
       return [platform, queue];
     }),
   ) as Record<PushPlatform, Queue>;
-  const watchdog = createProducerWatchdog(redis, { timeoutMs: redis.options.commandTimeout ?? opts.timeoutMs, log });
+  const watchdog = createProducerWatchdog(redis, { timeoutMs: commandTimeoutOf(redis) ?? opts.timeoutMs, log });
 
   /**
    * One add (one job) or addBulk (several) per platform queue, in parallel. If one queue fails

@@ -57,7 +57,7 @@ export function createApiService(config: Config, opts: ApiServiceOptions): ApiSe
     dependencyTimeoutMs,
     isMigrated: migrations?.isMigrated ?? opts.isMigrated ?? (() => true),
     producer: createPushProducer({
-      redisUrl: config.redisUrl,
+      redis: config.redis,
       queueBase: config.pushQueue,
       maxAttempts: config.pushMaxAttempts,
       ttlSeconds: config.pushTtlSeconds,

@@ -4,7 +4,7 @@ import type { Db } from '@veil/db/client';
 import type { Logger } from '@veil/log/logger';
 import { buildCallEndedJobs, type EndedDevice, createCallState } from '@veil/queue/call-state';
 import { PUSH_JOB, PUSH_PLATFORMS, pushJobOptions, pushQueueName, type CallEndReason, type PushPlatform } from '@veil/queue/contracts';
-import { createRedis } from '@veil/queue/redis';
+import { createRedis, queueOptions } from '@veil/queue/redis';
 import { createBackoffStrategy } from './backoff.ts';
 import type { WorkerMetrics } from './metrics.ts';
 import { createPushProcessor } from './processor.ts';
@@ -37,11 +37,11 @@ export interface PushWorkers {
 export function startPushWorkers(deps: PushWorkersDeps): PushWorkers {
   // Call state and the odd "call ended" message (a push accepted after its call ended) go over
   // one ordinary connection; the BullMQ workers' blocking connections cannot carry them.
-  const redis = createRedis(deps.config.redisUrl, 'worker');
+  const redis = createRedis(deps.config.redis, 'worker');
   redis.on('error', () => {}); // the workers' own connections report Redis trouble
   const base = deps.config.pushQueue;
   const callState = createCallState(redis, { base, ttlSeconds: deps.config.pushTtlSeconds });
-  const endedQueues = Object.fromEntries(PUSH_PLATFORMS.map((p) => [p, new Queue(pushQueueName(base, p), { connection: redis })])) as Record<PushPlatform, Queue>;
+  const endedQueues = Object.fromEntries(PUSH_PLATFORMS.map((p) => [p, new Queue(pushQueueName(base, p), { connection: redis, ...queueOptions(deps.config.redis, pushQueueName(base, p)) })])) as Record<PushPlatform, Queue>;
   const queueCallEnded = async (device: EndedDevice, callId: string, reason: CallEndReason) => {
     const [job] = buildCallEndedJobs([device], callId, reason, deps.config.pushTtlSeconds);
     await endedQueues[job!.platform].add(PUSH_JOB, job, pushJobOptions(job!, deps.config.pushMaxAttempts, deps.config.pushTtlSeconds));
@@ -54,7 +54,8 @@ export function startPushWorkers(deps: PushWorkersDeps): PushWorkers {
   const workers = PUSH_PLATFORMS.map((platform) => {
     const name = pushQueueName(deps.config.pushQueue, platform);
     const worker = new Worker(name, processor, {
-      connection: createRedis(deps.config.redisUrl, 'worker'),
+      connection: createRedis(deps.config.redis, 'worker'),
+      ...queueOptions(deps.config.redis, name),
       concurrency: deps.config.workerConcurrency,
       lockDuration,
       stalledInterval: Math.round(lockDuration / 2),

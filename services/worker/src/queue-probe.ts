@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { PUSH_PLATFORMS, pushQueueName, type PushPlatform } from '@veil/queue/contracts';
-import { createRedis } from '@veil/queue/redis';
+import { createRedis, queueOptions } from '@veil/queue/redis';
+import type { RedisTarget } from '@veil/config/redis-target';
 import type { QueueState } from './metrics.ts';
 
 export interface QueueSnapshot {
@@ -20,7 +20,7 @@ export interface QueueProbe {
 }
 
 export interface QueueProbeOptions {
-  redisUrl: string;
+  redis: RedisTarget;
   queueBase: string;
   /** Bound on every Redis call: a scrape or /readyz never hangs on a silent Redis. */
   timeoutMs?: number;
@@ -47,12 +47,13 @@ async function within<T, F>(p: Promise<T>, ms: number, fallback: F): Promise<T |
  */
 export function createQueueProbe(opts: QueueProbeOptions): QueueProbe {
   const timeoutMs = opts.timeoutMs ?? 1000;
-  const redis: Redis = createRedis(opts.redisUrl, 'producer', { commandTimeout: timeoutMs, connectTimeout: timeoutMs });
+  const redis = createRedis(opts.redis, 'producer', { commandTimeout: timeoutMs, connectTimeout: timeoutMs });
   // Errors show as redis_up 0 and a 503 on /readyz; the workers' own connections log the outage.
   redis.on('error', () => {});
   const queues = Object.fromEntries(
     PUSH_PLATFORMS.map((platform) => {
-      const q = new Queue(pushQueueName(opts.queueBase, platform), { connection: redis });
+      const name = pushQueueName(opts.queueBase, platform);
+      const q = new Queue(name, { connection: redis, ...queueOptions(opts.redis, name) });
       q.on('error', () => {});
       return [platform, q];
     }),

@@ -3,7 +3,7 @@ import type { Config } from '@veil/config/config';
 import type { Db } from '@veil/db/client';
 import { deleteRegistrationsNotUpdatedSince } from '@veil/db/registrations';
 import type { Logger } from '@veil/log/logger';
-import { createRedis } from '@veil/queue/redis';
+import { createRedis, queueOptions } from '@veil/queue/redis';
 import type { WorkerMetrics } from './metrics.ts';
 
 /** The maintenance queue beside the push queues: its own name, so push workers never see its jobs. */
@@ -19,7 +19,7 @@ const SCHEDULER_ID = 'expire-registrations';
 const DEFAULT_EVERY_MS = 60 * 60_000;
 
 export interface RegistrationExpiryDeps {
-  config: Pick<Config, 'redisUrl' | 'registrationMaxAgeDays'>;
+  config: Pick<Config, 'redis' | 'registrationMaxAgeDays'>;
   db: Db;
   log: Logger;
   metrics: WorkerMetrics;
@@ -41,7 +41,7 @@ export function startRegistrationExpiry(deps: RegistrationExpiryDeps): { close()
   const name = maintenanceQueueName(deps.queueBase);
   const log = deps.log.child({ queue: name });
   const maxAgeDays = deps.config.registrationMaxAgeDays;
-  const queue = new Queue(name, { connection: createRedis(deps.config.redisUrl, 'worker') });
+  const queue = new Queue(name, { connection: createRedis(deps.config.redis, 'worker'), ...queueOptions(deps.config.redis, name) });
   queue.on('error', () => {}); // the push workers already log Redis trouble
   // Not awaited: with Redis down at start this completes once it is back, without holding the worker's start.
   void queue
@@ -60,7 +60,7 @@ export function startRegistrationExpiry(deps: RegistrationExpiryDeps): { close()
       log.info({ count, max_age_days: maxAgeDays }, 'Expired registrations deleted');
       return count;
     },
-    { connection: createRedis(deps.config.redisUrl, 'worker'), concurrency: 1 },
+    { connection: createRedis(deps.config.redis, 'worker'), concurrency: 1, ...queueOptions(deps.config.redis, name) },
   );
   worker.on('failed', (_job, err) => log.error({ err: err.message }, 'Registration expiry failed; the next period tries again'));
   worker.on('error', () => {});

@@ -56,7 +56,7 @@ export function createWorkerService(config: Config, opts: WorkerServiceOptions):
     async start() {
       // The metrics port first: if it cannot be bound the process exits before it holds any job.
       // Queue depth and Redis readiness are read on scrape, over a connection of their own.
-      const probe = createQueueProbe({ redisUrl: config.redisUrl, queueBase: config.pushQueue });
+      const probe = createQueueProbe({ redis: config.redis, queueBase: config.pushQueue });
       const server = await startMetricsServer(metrics, config.metricsPort, { probe });
       metricsServer = server;
       startWorkers();

@@ -17,7 +17,7 @@ afterEach(async () => {
 
 async function serve(redisUrl: string, queueBase: string) {
   const metrics = createWorkerMetrics();
-  const server = await startMetricsServer(metrics, 0, { host: '127.0.0.1', probe: createQueueProbe({ redisUrl, queueBase }) });
+  const server = await startMetricsServer(metrics, 0, { host: '127.0.0.1', probe: createQueueProbe({ redis: { mode: 'single', url: redisUrl }, queueBase }) });
   closers.push(() => server.close());
   const base = `http://127.0.0.1:${server.port}`;
   return {

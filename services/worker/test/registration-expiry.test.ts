@@ -27,7 +27,7 @@ function startProcess(queueBase: string, everyMs: number, maxAgeDays = 270) {
   const lines: Record<string, unknown>[] = [];
   const log = createLogger({ service: 'worker', level: 'info', destination: { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) } });
   const metrics = createWorkerMetrics();
-  running.push(startRegistrationExpiry({ config: { redisUrl: TEST_REDIS_URL, registrationMaxAgeDays: maxAgeDays }, db, log, metrics, queueBase, everyMs }));
+  running.push(startRegistrationExpiry({ config: { redis: { mode: 'single', url: TEST_REDIS_URL }, registrationMaxAgeDays: maxAgeDays }, db, log, metrics, queueBase, everyMs }));
   return { runs: () => lines.filter((l) => l.msg === 'Expired registrations deleted'), metrics };
 }
 

@@ -2,7 +2,7 @@ import { Queue, type Job } from 'bullmq';
 import { loadConfig, type Config } from '@veil/config/config';
 import type { Db } from '@veil/db/client';
 import { PUSH_PLATFORMS, pushQueueName, type PushJob, type PushPlatform } from '@veil/queue/contracts';
-import { createRedis } from '@veil/queue/redis';
+import { createRedis, queueOptions } from '@veil/queue/redis';
 import { captureLogs } from '@veil/testkit/logs';
 import { assertMatchesOpenApi } from '@veil/testkit/openapi';
 import { dropCallState, obliterateQueue, TEST_REDIS_URL, testQueueName } from '@veil/testkit/queue';
@@ -62,7 +62,7 @@ export async function startApi(opts: {
     logs: logs.lines,
     rawLogs: logs.raw,
     async jobs(platform) {
-      const reader = new Queue<PushJob>(queueNames[platform], { connection: createRedis(TEST_REDIS_URL, 'worker') });
+      const reader = new Queue<PushJob>(queueNames[platform], { connection: createRedis(TEST_REDIS_URL, 'worker'), ...queueOptions(config.redis, queueNames[platform]) });
       try {
         return await reader.getJobs(['waiting', 'delayed', 'prioritized', 'paused', 'active']);
       } finally {

@@ -14,6 +14,7 @@ import { createTestDb, type TestDb } from '@veil/testkit/db';
 import { captureLogs } from '@veil/testkit/logs';
 import { startFcmStandIn, type FcmStandIn } from '@veil/testkit/fcm-stand-in';
 import { standInEnv } from '@veil/testkit/stand-in-env';
+import { queueOptions } from '@veil/queue/redis';
 import { dropCallState, obliterateQueue, testQueueName, TEST_REDIS_URL } from '@veil/testkit/queue';
 import { createWorkerMetrics, type WorkerMetrics } from '../../src/metrics.ts';
 import type { FcmAccessTokenOptions } from '../../src/providers/fcm-access-token.ts';
@@ -123,8 +124,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const metrics = createWorkerMetrics();
   const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const queues = {
-    ios: new Queue(pushQueueName(queueBase, 'ios'), { connection }),
-    android: new Queue(pushQueueName(queueBase, 'android'), { connection }),
+    ios: new Queue(pushQueueName(queueBase, 'ios'), { connection, ...queueOptions(config.redis, pushQueueName(queueBase, 'ios')) }),
+    android: new Queue(pushQueueName(queueBase, 'android'), { connection, ...queueOptions(config.redis, pushQueueName(queueBase, 'android')) }),
   };
   // Outcomes come from each queue's event stream, not from finished jobs: completed jobs are
   // removed at once (removeOnComplete) and the worker may be another process. Reading from the
@@ -135,7 +136,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   type Outcome = { at: number } & ({ state: 'completed'; returnvalue: unknown } | { state: 'failed'; failedReason: string });
   const outcomes = new Map<string, Outcome>();
   const queueEvents = PUSH_PLATFORMS.map((platform) => {
-    const events = new QueueEvents(pushQueueName(queueBase, platform), { connection, lastEventId: '0' });
+    const events = new QueueEvents(pushQueueName(queueBase, platform), { connection, lastEventId: '0', ...queueOptions(config.redis, pushQueueName(queueBase, platform)) });
     const at = (eventId: string) => Number(eventId.split('-')[0]);
     // A 'failed' event means failed for good: a retried attempt is reported as 'delayed'/'waiting'.
     events.on('completed', ({ jobId, returnvalue }, id) => {
