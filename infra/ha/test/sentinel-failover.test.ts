@@ -56,7 +56,7 @@ describe('Redis Sentinel failover', () => {
     expect(slow, 'answers slower than 2 s or not 202/503').toEqual([]);
     expect(results.some((r) => r.status === 503 && r.sentAt >= killedAt), 'the failover window was hit').toBe(true);
     const firstBack = results.filter((r) => r.status === 202 && r.sentAt > killedAt).sort((a, b) => a.sentAt - b.sentAt)[0];
-    expect(firstBack, `call-notify served again: ${summary}`).toBeDefined();
+    expect(firstBack, `call-notify served again: ${summary}; api log:\n${tail(api)}`).toBeDefined();
     expect(firstBack!.sentAt + firstBack!.ms - promotedAt).toBeLessThan(15_000);
 
     // Every push accepted after the promotion reaches Apple and Google exactly once.
