@@ -1,28 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, startApi, type RunningApi } from './support/api.ts';
-import { createTestDb, type TestDb } from '@veil/testkit/db';
+import { describe, expect, it } from 'vitest';
+import { apiSuite, call } from './support/api.ts';
 import { hsToken } from './support/tokens.ts';
 
 // iOS apps register their ordinary remote-notification token beside the VoIP token, for
 // missed-call alerts. It is checked like an iOS token, stored, replaced by each registration,
 // ignored for Android, and never answered or logged whole.
 
-let db: TestDb;
-let api: RunningApi;
-beforeAll(async () => {
-  db = await createTestDb('api_alert');
-  api = await startApi({ db });
-});
-afterAll(async () => {
-  await api?.close();
-  await db?.drop();
-});
+const suite = apiSuite('api_alert');
 
 const token = hsToken({ jid: 'alice@example.com' });
-const register = (body: Record<string, unknown>) => call(`${api.url}/api/v1/push/register`, { body, token });
+const register = (body: Record<string, unknown>) => call(`${suite.api.url}/api/v1/push/register`, { body, token });
 const stored = async (deviceId: string) =>
-  (await db.sql<{ alert_token: string | null }[]>`SELECT alert_token FROM push_registrations WHERE device_id = ${deviceId}`)[0];
+  (await suite.db.sql<{ alert_token: string | null }[]>`SELECT alert_token FROM push_registrations WHERE device_id = ${deviceId}`)[0];
 const ios = (over: Record<string, unknown>) => ({ jid: 'alice@example.com', device_id: randomUUID(), platform: 'ios', push_token: 'ab'.repeat(32), ...over });
 
 describe('alert_token at registration', () => {
@@ -37,7 +27,7 @@ describe('alert_token at registration', () => {
     expect(await stored(body.device_id as string)).toEqual({ alert_token: 'ef'.repeat(32) });
     await register({ ...body, alert_token: undefined });
     expect(await stored(body.device_id as string)).toEqual({ alert_token: null });
-    expect(api.rawLogs().toLowerCase()).not.toContain('cd'.repeat(32));
+    expect(suite.api.rawLogs().toLowerCase()).not.toContain('cd'.repeat(32));
   });
 
   it('that is not an even-length hex string of 64 to 200 characters is a 400 and stores nothing', async () => {

@@ -1,19 +1,9 @@
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, startApi, type RunningApi } from './support/api.ts';
-import { createTestDb, type TestDb } from '@veil/testkit/db';
+import { describe, expect, it } from 'vitest';
+import { apiSuite, call } from './support/api.ts';
 import { hsToken } from './support/tokens.ts';
 
-let db: TestDb;
-let api: RunningApi;
-beforeAll(async () => {
-  db = await createTestDb('api_fuzz');
-  api = await startApi({ db });
-});
-afterAll(async () => {
-  await api?.close();
-  await db?.drop();
-});
+const suite = apiSuite('api_fuzz');
 
 const token = hsToken({ jid: 'alice@example.com' }, { expiresIn: '1h' });
 
@@ -38,7 +28,7 @@ describe('random bodies never get a 5xx', () => {
   it('POST /api/v1/push/register', async () => {
     await fc.assert(
       fc.asyncProperty(anyBody(registerBody), async (body) => {
-        const res = await call(`${api.url}/api/v1/push/register`, { body, token });
+        const res = await call(`${suite.api.url}/api/v1/push/register`, { body, token });
         expect(res.status).toBeLessThan(500);
         if (res.status >= 400) expect(res.body.error).toEqual({ code: expect.any(String), message: expect.any(String) });
       }),
@@ -49,7 +39,7 @@ describe('random bodies never get a 5xx', () => {
   it('DELETE /api/v1/push/register', async () => {
     await fc.assert(
       fc.asyncProperty(anyBody(registerBody), async (body) => {
-        const res = await call(`${api.url}/api/v1/push/register`, { method: 'DELETE', body, token });
+        const res = await call(`${suite.api.url}/api/v1/push/register`, { method: 'DELETE', body, token });
         expect(res.status).toBeLessThan(500);
       }),
       { numRuns: 150 },
@@ -59,7 +49,7 @@ describe('random bodies never get a 5xx', () => {
   it('POST /api/v1/push/call-notify', async () => {
     await fc.assert(
       fc.asyncProperty(anyBody(notifyBody), async (body) => {
-        const res = await call(`${api.url}/api/v1/push/call-notify`, { body });
+        const res = await call(`${suite.api.url}/api/v1/push/call-notify`, { body });
         expect(res.status).toBeLessThan(500);
         expect([200, 202, 400]).toContain(res.status);
       }),
@@ -70,7 +60,7 @@ describe('random bodies never get a 5xx', () => {
   it('arbitrary bytes as a JSON body', async () => {
     await fc.assert(
       fc.asyncProperty(fc.string({ maxLength: 200 }), async (raw) => {
-        const res = await call(`${api.url}/api/v1/push/call-notify`, { raw });
+        const res = await call(`${suite.api.url}/api/v1/push/call-notify`, { raw });
         expect(res.status).toBeLessThan(500);
       }),
       { numRuns: 150 },

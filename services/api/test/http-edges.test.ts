@@ -1,28 +1,18 @@
 import { connect } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, startApi, type RunningApi } from './support/api.ts';
-import { createTestDb, type TestDb } from '@veil/testkit/db';
+import { describe, expect, it } from 'vitest';
+import { apiSuite, call } from './support/api.ts';
 import { hsToken } from './support/tokens.ts';
 
 const alice = hsToken({ jid: 'alice@example.com' });
 
-let db: TestDb;
-let api: RunningApi;
-beforeAll(async () => {
-  db = await createTestDb('api_edges');
-  api = await startApi({ db });
-});
-afterAll(async () => {
-  await api?.close();
-  await db?.drop();
-});
+const suite = apiSuite('api_edges');
 
 /**
  * One request written byte for byte: fetch and node:http add Content-Length or Transfer-Encoding
  * on their own, and a request with neither (no body at all) is exactly the case under test.
  */
 async function rawRequest(method: string, path: string, headers: Record<string, string>): Promise<{ status: number; type: string; body: any }> {
-  const { hostname, port } = new URL(api.url);
+  const { hostname, port } = new URL(suite.api.url);
   const socket = connect(Number(port), hostname);
   const head = [`${method} ${path} HTTP/1.1`, `Host: ${hostname}`, 'Connection: close', ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
   socket.write(`${head.join('\r\n')}\r\n\r\n`);
@@ -74,7 +64,7 @@ describe('methods without a route get the JSON 404', () => {
     ];
     for (const [path, methods] of routes) {
       for (const method of methods) {
-        const res = await call(`${api.url}${path}`, { method, ...(method === 'GET' ? {} : { body: {} }) });
+        const res = await call(`${suite.api.url}${path}`, { method, ...(method === 'GET' ? {} : { body: {} }) });
         expect(res, `${method} ${path}`).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } });
       }
     }

@@ -1,32 +1,22 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { call, startApi, type RunningApi } from './support/api.ts';
-import { createTestDb, type TestDb } from '@veil/testkit/db';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { apiSuite, call } from './support/api.ts';
 import { hsToken } from './support/tokens.ts';
 
 const IOS_TOKEN = 'ab'.repeat(32);
 const ANDROID_TOKEN = 'fcm-Token_123:APA91b.xyz';
 
-let db: TestDb;
-let api: RunningApi;
-beforeAll(async () => {
-  db = await createTestDb('api_reg');
-  api = await startApi({ db });
-});
-afterAll(async () => {
-  await api?.close();
-  await db?.drop();
-});
+const suite = apiSuite('api_reg');
 beforeEach(async () => {
-  await db.sql`DELETE FROM push_registrations`;
+  await suite.db.sql`DELETE FROM push_registrations`;
 });
 
 const alice = hsToken({ jid: 'alice@example.com' });
 const bob = hsToken({ jid: 'bob@example.com' });
-const register = (body: unknown, token = alice) => call(`${api.url}/api/v1/push/register`, { body, token });
-const deregister = (body: unknown, token = alice) => call(`${api.url}/api/v1/push/register`, { method: 'DELETE', body, token });
+const register = (body: unknown, token = alice) => call(`${suite.api.url}/api/v1/push/register`, { body, token });
+const deregister = (body: unknown, token = alice) => call(`${suite.api.url}/api/v1/push/register`, { method: 'DELETE', body, token });
 const rows = async () =>
-  db.sql<{ jid: string; device_id: string; platform: string; push_token: string; app_id: string | null }[]>`
+  suite.db.sql<{ jid: string; device_id: string; platform: string; push_token: string; app_id: string | null }[]>`
     SELECT jid, device_id, platform, push_token, app_id FROM push_registrations ORDER BY jid, device_id`;
 
 function iosBody(overrides: Record<string, unknown> = {}) {
@@ -76,7 +66,7 @@ describe('POST /api/v1/push/register', () => {
     const body = iosBody({ apns_environment: 'production' });
     const created = await register(body);
     expect(created).toMatchObject({ status: 201, body: { apns_environment: 'production' } });
-    const envOf = async () => (await db.sql<{ apns_environment: string | null }[]>`SELECT apns_environment FROM push_registrations WHERE device_id = ${body.device_id}`)[0]!.apns_environment;
+    const envOf = async () => (await suite.db.sql<{ apns_environment: string | null }[]>`SELECT apns_environment FROM push_registrations WHERE device_id = ${body.device_id}`)[0]!.apns_environment;
     expect(await envOf()).toBe('production');
     expect(await register({ ...body, apns_environment: 'sandbox' })).toMatchObject({ status: 200, body: { apns_environment: 'sandbox' } });
     expect(await envOf()).toBe('sandbox');
@@ -96,15 +86,15 @@ describe('POST /api/v1/push/register', () => {
   it('apns_environment is ignored for android (stored and answered as null)', async () => {
     const res = await register({ jid: 'alice@example.com', device_id: randomUUID(), platform: 'android', push_token: ANDROID_TOKEN, apns_environment: 'production' });
     expect(res).toMatchObject({ status: 201, body: { apns_environment: null } });
-    expect((await db.sql`SELECT apns_environment FROM push_registrations`)[0]!.apns_environment).toBeNull();
+    expect((await suite.db.sql`SELECT apns_environment FROM push_registrations`)[0]!.apns_environment).toBeNull();
   });
 
   it('never logs the whole token or the authorization header', async () => {
     const token = '9f'.repeat(50);
     await register(iosBody({ push_token: token }));
-    expect(api.rawLogs()).not.toContain(token);
-    expect(api.rawLogs()).not.toContain(alice);
-    expect(api.rawLogs()).toContain('Push registration created');
+    expect(suite.api.rawLogs()).not.toContain(token);
+    expect(suite.api.rawLogs()).not.toContain(alice);
+    expect(suite.api.rawLogs()).toContain('Push registration created');
   });
 });
 
@@ -144,19 +134,19 @@ describe('validation: a 400 naming the field, and nothing written', () => {
   });
 
   it('a JSON array or string body is a 400', async () => {
-    expect((await call(`${api.url}/api/v1/push/register`, { raw: '[]', token: alice })).status).toBe(400);
-    expect((await call(`${api.url}/api/v1/push/register`, { raw: '"x"', token: alice })).status).toBe(400);
+    expect((await call(`${suite.api.url}/api/v1/push/register`, { raw: '[]', token: alice })).status).toBe(400);
+    expect((await call(`${suite.api.url}/api/v1/push/register`, { raw: '"x"', token: alice })).status).toBe(400);
     expect(await rows()).toEqual([]);
   });
 
   it('malformed JSON is a 400 with the error JSON', async () => {
-    const res = await call(`${api.url}/api/v1/push/register`, { raw: '{"jid": ', token: alice });
+    const res = await call(`${suite.api.url}/api/v1/push/register`, { raw: '{"jid": ', token: alice });
     expect(res).toMatchObject({ status: 400, body: { error: { code: 'malformed_json', message: expect.any(String) } } });
     expect(await rows()).toEqual([]);
   });
 
   it('text/plain is a 415', async () => {
-    const res = await call(`${api.url}/api/v1/push/register`, { raw: JSON.stringify(iosBody()), token: alice, headers: { 'content-type': 'text/plain' } });
+    const res = await call(`${suite.api.url}/api/v1/push/register`, { raw: JSON.stringify(iosBody()), token: alice, headers: { 'content-type': 'text/plain' } });
     expect(res).toMatchObject({ status: 415, body: { error: { code: 'unsupported_media_type' } } });
     expect(await rows()).toEqual([]);
   });

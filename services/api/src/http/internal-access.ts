@@ -3,6 +3,7 @@ import type { RequestHandler } from 'express';
 import { createCidrMatcher } from '@veil/config/cidr';
 import { bearerToken } from './auth.ts';
 import { HttpError } from './errors.ts';
+import { jsonBody } from './json-body.ts';
 
 /**
  * Internal endpoints (call-notify, /metrics) are for Kamailio and Prometheus on the private
@@ -26,4 +27,12 @@ export function requireSharedSecret(secret: string | null): RequestHandler {
     const ok = given !== null && timingSafeEqual(createHash('sha256').update(given).digest(), expected);
     next(ok ? undefined : new HttpError('unauthorized', 'a valid call-notify secret is required'));
   };
+}
+
+/**
+ * The gate of every webhook Kamailio posts (call-notify, call-ended, registered): an allowed
+ * source, the shared secret when one is set, then a JSON body.
+ */
+export function internalWebhook(config: { callNotifyAllowedCidrs: readonly string[]; callNotifySecret: string | null }): RequestHandler[] {
+  return [requireAllowedSource(config.callNotifyAllowedCidrs), requireSharedSecret(config.callNotifySecret), jsonBody];
 }

@@ -1,8 +1,10 @@
 import { Queue, type Job } from 'bullmq';
+import { afterAll, beforeAll } from 'vitest';
 import { loadConfig, type Config } from '@veil/config/config';
 import type { Db } from '@veil/db/client';
 import { PUSH_PLATFORMS, pushQueueName, type PushJob, type PushPlatform } from '@veil/queue/contracts';
 import { createRedis, queueOptions } from '@veil/queue/redis';
+import { createTestDb, type TestDb } from '@veil/testkit/db';
 import { captureLogs } from '@veil/testkit/logs';
 import { assertMatchesOpenApi } from '@veil/testkit/openapi';
 import { dropCallState, obliterateQueue, TEST_REDIS_URL, testQueueName } from '@veil/testkit/queue';
@@ -99,4 +101,31 @@ export async function call(
   // drift from the running api without a test failing.
   assertMatchesOpenApi(init.method ?? 'POST', new URL(url).pathname, res.status, body);
   return { status: res.status, body, ms: Date.now() - started };
+}
+
+/**
+ * The usual suite: a schema of its own and one api on it for the whole file, both gone at the end.
+ * Read `suite.db` / `suite.api` inside tests and hooks (they exist once beforeAll ran).
+ */
+export function apiSuite(label: string, opts: { env?: Record<string, string> } = {}): { readonly db: TestDb; readonly api: RunningApi } {
+  let db: TestDb | undefined;
+  let api: RunningApi | undefined;
+  beforeAll(async () => {
+    db = await createTestDb(label);
+    api = await startApi({ db, ...opts });
+  });
+  afterAll(async () => {
+    await api?.close();
+    await db?.drop();
+  });
+  return {
+    get db() {
+      if (!db) throw new Error('apiSuite: the suite has not started');
+      return db;
+    },
+    get api() {
+      if (!api) throw new Error('apiSuite: the suite has not started');
+      return api;
+    },
+  };
 }

@@ -2,8 +2,7 @@ import { Router } from 'express';
 import { buildCallEndedJobs } from '@veil/queue/call-state';
 import { QueueUnavailableError } from '@veil/queue/producer';
 import type { AppContext } from '../../context.ts';
-import { requireAllowedSource, requireSharedSecret } from '../internal-access.ts';
-import { jsonBody } from '../json-body.ts';
+import { internalWebhook } from '../internal-access.ts';
 import { callEndedSchema, parseBody } from '../validation.ts';
 
 /**
@@ -17,9 +16,7 @@ export function callEndedRoutes(ctx: AppContext): Router {
 
   router.post(
     '/api/v1/push/call-ended',
-    requireAllowedSource(config.callNotifyAllowedCidrs),
-    requireSharedSecret(config.callNotifySecret),
-    jsonBody,
+    ...internalWebhook(config),
     async (req, res) => {
       const body = parseBody(callEndedSchema, req.body);
       const domain = body.callee_domain ?? config.sipDomain;

@@ -5,8 +5,7 @@ import { QueueUnavailableError } from '@veil/queue/producer';
 import type { AppContext } from '../../context.ts';
 import { buildPushJobs, endedDeviceMeta } from '../../push-jobs.ts';
 import { requireMigrated } from '../errors.ts';
-import { requireAllowedSource, requireSharedSecret } from '../internal-access.ts';
-import { jsonBody } from '../json-body.ts';
+import { internalWebhook } from '../internal-access.ts';
 import { callNotifySchema, parseBody } from '../validation.ts';
 
 /** Kamailio's webhook for a callee who is not registered over SIP. */
@@ -16,9 +15,7 @@ export function callNotifyRoutes(ctx: AppContext): Router {
 
   router.post(
     '/api/v1/push/call-notify',
-    requireAllowedSource(config.callNotifyAllowedCidrs),
-    requireSharedSecret(config.callNotifySecret),
-    jsonBody,
+    ...internalWebhook(config),
     requireMigrated(ctx.isMigrated),
     async (req, res) => {
       const body = parseBody(callNotifySchema, req.body);

@@ -3,8 +3,7 @@ import { isDeviceOfUser, recordWake } from '@veil/db/wakes';
 import type { PendingWake } from '@veil/queue/call-state';
 import type { AppContext } from '../../context.ts';
 import { requireMigrated } from '../errors.ts';
-import { requireAllowedSource, requireSharedSecret } from '../internal-access.ts';
-import { jsonBody } from '../json-body.ts';
+import { internalWebhook } from '../internal-access.ts';
 import { instanceDeviceId, parseBody, registeredSchema } from '../validation.ts';
 
 /**
@@ -18,9 +17,7 @@ export function registeredRoutes(ctx: AppContext): Router {
 
   router.post(
     '/api/v1/push/registered',
-    requireAllowedSource(config.callNotifyAllowedCidrs),
-    requireSharedSecret(config.callNotifySecret),
-    jsonBody,
+    ...internalWebhook(config),
     requireMigrated(ctx.isMigrated),
     async (req, res) => {
       const body = parseBody(registeredSchema, req.body);
