@@ -155,6 +155,12 @@ async function waitFor(done: () => boolean, timeoutMs: number): Promise<void> {
 }
 
 /** The process's warnings and errors, last 30. */
+/** The process's warnings and errors, each distinct one once (a failover repeats them hundreds of times). */
 function tail(proc: { lines(): Record<string, unknown>[] }): string {
-  return proc.lines().filter((l) => Number(l.level) >= 40).slice(-30).map((l) => JSON.stringify(l)).join('\n');
+  const seen = new Map<string, number>();
+  for (const l of proc.lines().filter((l) => Number(l.level) >= 40)) {
+    const key = JSON.stringify({ msg: l.msg, error: l.error, err: l.err });
+    seen.set(key, (seen.get(key) ?? 0) + 1);
+  }
+  return [...seen].slice(-30).map(([k, n]) => `${n}x ${k}`).join('\n');
 }

@@ -45,10 +45,12 @@ export function createRedis(target: string | RedisTarget, role: RedisRole, extra
       name: t.name,
       db: t.db,
       sentinelRetryStrategy: reconnectDelay,
-      // Subscribes to the sentinels' +switch-master: a connection to a master that was failed
-      // over but is still reachable (a partition, a manual failover) is dropped at once instead
-      // of writing into what is about to become a replica.
-      failoverDetector: true,
+      // No failoverDetector: in ioredis 5.11 its +switch-master handler disconnects the connector
+      // even while the connection is already re-resolving the master after the old one died; the
+      // connect then fails with "Connection is closed", the client goes to status "end" and never
+      // reconnects (seen under load in infra/ha/test/sentinel-failover.test.ts: 503 for good).
+      // A master that died closes its sockets anyway; one that was demoted while reachable (a
+      // partition, a manual failover) answers READONLY, and that reconnects through the sentinels.
       reconnectOnError: reconnectOnReadonly,
       ...extra,
     });
