@@ -2,6 +2,8 @@
 -- alert_token: an iOS app's ordinary remote-notification token (PushKit tokens take only VoIP
 -- pushes, so a visible missed-call alert needs its own token). Never returned, never logged.
 ALTER TABLE push_registrations ADD COLUMN alert_token text;
+-- An alert token moves with the phone like a push token: registering it clears it elsewhere.
+CREATE INDEX push_registrations_alert_token ON push_registrations (alert_token) WHERE alert_token IS NOT NULL;
 
 -- Wake tracking: when Apple or Google last accepted a call push, when the REGISTER that followed
 -- one was last seen and how long after the push, and how many accepted pushes in a row went

@@ -84,6 +84,13 @@ export async function upsertRegistration(
           WHERE platform = ${input.platform}
             AND token_digest = decode(md5(${input.push_token}::text), 'hex')
             AND NOT (jid = ${input.jid} AND device_id = ${input.device_id})`;
+        // The same for the missed-call alert token: a phone that changed hands must not show its
+        // old owner's missed calls (with the callers' names).
+        if (input.alert_token) {
+          await tx`
+            UPDATE push_registrations SET alert_token = NULL
+            WHERE alert_token = ${input.alert_token} AND NOT (jid = ${input.jid} AND device_id = ${input.device_id})`;
+        }
         const [row] = await tx<(Registration & { created: boolean })[]>`
           INSERT INTO push_registrations (jid, device_id, platform, push_token, app_id, alert_token, apns_environment)
           VALUES (${input.jid}, ${input.device_id}, ${input.platform}, ${input.push_token}, ${input.app_id}, ${input.alert_token ?? null}, ${input.apns_environment ?? null})
@@ -183,11 +190,21 @@ export async function findCalleeDevices(db: Db, username: string, domain: string
  * A rejected missed-call alert token clears only itself (if the row still holds it): the
  * registration and its VoIP token stay, since the ringing push still works.
  */
-export async function clearAlertTokenIfToken(db: Db, jid: string, deviceId: string, alertToken: string): Promise<boolean> {
+export async function clearAlertTokenIfToken(
+  db: Db,
+  jid: string,
+  deviceId: string,
+  alertToken: string,
+  opts: { updatedBefore?: Date } = {},
+): Promise<boolean> {
   const result = await timed(
     db,
-    db.sql`UPDATE push_registrations SET alert_token = NULL
-           WHERE jid = ${jid} AND device_id = ${deviceId} AND alert_token = ${alertToken}`,
+    opts.updatedBefore
+      ? db.sql`UPDATE push_registrations SET alert_token = NULL
+               WHERE jid = ${jid} AND device_id = ${deviceId} AND alert_token = ${alertToken}
+                 AND updated_at < ${opts.updatedBefore}`
+      : db.sql`UPDATE push_registrations SET alert_token = NULL
+               WHERE jid = ${jid} AND device_id = ${deviceId} AND alert_token = ${alertToken}`,
   );
   return result.count > 0;
 }

@@ -218,3 +218,24 @@ export function buildCallEndedJobs(devices: EndedDevice[], callId: string, reaso
     deadline: now + ttlSeconds * 1000,
   }));
 }
+
+/**
+ * What call-ended will need per device, recorded with the call: the FCM token on Android, the
+ * missed-call alert token on iOS (the VoIP token never gets anything but a call).
+ */
+export function endedDeviceMeta(
+  devices: { jid: string; device_id: string; platform: PushPlatform; push_token: string; alert_token: string | null; app_id: string | null; apns_environment: 'sandbox' | 'production' | null }[],
+  call: { caller_name: string; call_type: 'audio' | 'video' },
+): EndedDevice[] {
+  return devices.map((d) => ({
+    jid: d.jid,
+    device_id: d.device_id,
+    platform: d.platform,
+    push_token: d.platform === 'android' ? d.push_token : (d.alert_token ?? ''),
+    alert_token: d.platform === 'ios' ? d.alert_token : null,
+    app_id: d.app_id,
+    apns_environment: d.apns_environment,
+    caller_name: call.caller_name,
+    call_type: call.call_type,
+  }));
+}

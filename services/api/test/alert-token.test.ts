@@ -45,4 +45,15 @@ describe('alert_token at registration', () => {
     expect((await register(body)).status).toBe(201);
     expect(await stored(body.device_id)).toEqual({ alert_token: null });
   });
+
+  it('moves with the phone: registered by another user, it is cleared from the old owner', async () => {
+    const alert = 'ab12'.repeat(16);
+    const first = ios({ alert_token: alert });
+    expect((await register(first)).status).toBe(201);
+    const bob = hsToken({ jid: 'bob@example.com' });
+    const second = { ...ios({ alert_token: alert, push_token: 'cd34'.repeat(16) }), jid: 'bob@example.com' };
+    expect((await call(`${suite.api.url}/api/v1/push/register`, { body: second, token: bob })).status).toBe(201);
+    expect(await stored(first.device_id as string)).toEqual({ alert_token: null });
+    expect(await stored(second.device_id as string)).toEqual({ alert_token: alert });
+  });
 });

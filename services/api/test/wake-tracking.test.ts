@@ -92,6 +92,14 @@ describe('POST /api/v1/push/registered', () => {
     expect((await status(duo.jid)).find((r) => r.device_id === iphone.device_id)!.last_wake_at).toBeNull();
   });
 
+  it('a pushed device deregistered before its REGISTER is not credited', async () => {
+    const bob = await user('android');
+    const [pixel] = bob.devices as [Device];
+    await pushed(bob.username, bob.devices);
+    await h.db.sql`DELETE FROM push_registrations WHERE device_id = ${pixel.device_id}`;
+    expect((await registered({ username: bob.username, instance: `<urn:uuid:${pixel.device_id}>` })).body).toEqual({ woken: 0 });
+  });
+
   it('a REGISTER with no recent push changes nothing', async () => {
     const idle = await user('ios');
     expect((await registered({ username: idle.username, instance: `<urn:uuid:${idle.devices[0]!.device_id}>` })).body).toEqual({ woken: 0 });

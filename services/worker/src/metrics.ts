@@ -26,6 +26,12 @@ export function createWorkerMetrics() {
       labelNames: ['platform', 'outcome', 'app_id'] as const,
       registers: [registry],
     }),
+    callEndedMessages: new Counter({
+      name: 'veil_worker_call_ended_messages_total',
+      help: '"Call ended" messages (Android call_ended data messages, iOS missed-call alerts) by platform, outcome and app',
+      labelNames: ['platform', 'outcome', 'app_id'] as const,
+      registers: [registry],
+    }),
     latency: new Histogram({
       name: 'veil_worker_push_latency_seconds',
       help: 'From the API accepting the call (enqueued_at) to the provider answering',

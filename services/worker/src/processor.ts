@@ -63,12 +63,24 @@ export function createPushProcessor(deps: ProcessorDeps) {
       error: (msg: string, extra?: object) => deps.log.error(extra ? { ...context, ...extra } : context, msg),
     };
     const count = (outcome: PushOutcome, observeLatency: boolean) => {
+      // "Call ended" messages are counted apart: the call push figures (delivery ratio, latency,
+      // the unanswered share) stay about calls.
+      if (push.kind === 'call_ended') {
+        deps.metrics.callEndedMessages.inc({ platform, outcome, app_id: app });
+        return;
+      }
       deps.metrics.pushes.inc({ platform, outcome, app_id: app });
       if (observeLatency) deps.metrics.latency.observe({ platform, outcome }, Math.max(0, now() - push.enqueued_at) / 1000);
     };
 
+    const isCall = push.kind === 'call';
+    const settle = (outcome: 'accepted' | 'retry' | 'failed') =>
+      deps.callState.settlePush(push.call_id, push.jid, push.device_id, outcome, platform, now());
+
     // A phone must not ring for a call that is over (a backlog, a recovered stalled job).
     if (now() >= push.deadline) {
+      // Never sent: call-ended must not count it as withdrawn later, nor wait for it.
+      if (isCall) await settle('failed');
       count('expired', false);
       deps.metrics.expired.inc({ platform });
       log.warn('Push dropped: the call is older than PUSH_TTL_SECONDS', { late_ms: now() - push.deadline });
@@ -76,14 +88,12 @@ export function createPushProcessor(deps: ProcessorDeps) {
     }
 
     if (!provider) {
+      if (isCall) await settle('failed');
       count('not_configured', false);
       log.error(`${name} not configured`, { app_id: app });
       return 'not_configured';
     }
 
-    const isCall = push.kind === 'call';
-    const settle = (outcome: 'accepted' | 'retry' | 'failed') =>
-      deps.callState.settlePush(push.call_id, push.jid, push.device_id, outcome, platform, now());
     /** call-ended counted this device as notified: its "call ended" message goes now, whatever came of the push. */
     const notify = async (verdict: NotifyVerdict) => {
       await deps.queueCallEnded(verdict.device, push.call_id, verdict.reason);
@@ -162,7 +172,8 @@ export function createPushProcessor(deps: ProcessorDeps) {
     try {
       if (!isCall && platform === 'ios') {
         // The missed-call alert token is not the VoIP token: only it goes, the registration stays.
-        const cleared = await clearAlertTokenIfToken(deps.db, push.jid, push.device_id, push.push_token);
+        const updatedBefore = result.unregisteredAt !== undefined ? { updatedBefore: new Date(result.unregisteredAt) } : {};
+        const cleared = await clearAlertTokenIfToken(deps.db, push.jid, push.device_id, push.push_token, updatedBefore);
         log.info(cleared ? 'Alert token cleared' : 'Alert token already replaced or gone; nothing cleared', { cleared });
         return 'token_invalid';
       }

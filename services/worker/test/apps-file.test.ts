@@ -46,4 +46,9 @@ describe('the apps file', () => {
       ],
     });
   });
+
+  it('refuses app_id "default": that name is the default credentials\' own', () => {
+    const result = readAppsFile(file({ android: [{ app_id: 'default', service_account_path: '/sa.json' }] }));
+    expect(result).toMatchObject({ state: 'read', android: [], problems: [{ platform: 'android', appId: null, entry: 'android[0]', problem: 'app_id "default" is reserved for the default credentials' }] });
+  });
 });

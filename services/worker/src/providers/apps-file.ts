@@ -109,6 +109,12 @@ function checkEntries<T>(
       problems.push({ platform, appId: null, entry, problem: 'app_id missing or not reverse-DNS characters' });
       return;
     }
+    // "default" names the APNS_* / FCM_SERVICE_ACCOUNT_PATH credentials (metrics, logs): an app
+    // of that name would silently replace them for every registration without an app_id.
+    if (appId === 'default') {
+      problems.push({ platform, appId: null, entry, problem: 'app_id "default" is reserved for the default credentials' });
+      return;
+    }
     seen.set(appId, [...(seen.get(appId) ?? []), i]);
     const result = check(e);
     if (typeof result === 'string') problems.push({ platform, appId, entry: `${entry} (${appId})`, problem: result });

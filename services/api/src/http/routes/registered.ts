@@ -49,12 +49,18 @@ export function registeredRoutes(ctx: AppContext): Router {
       // Taken in Redis first: of two api processes (or a repeated REGISTER) only one credits it.
       if (!(await ctx.producer.calls.creditWake(body.username, wake))) return woken(0);
       const wakeMs = Math.max(0, now - wake.accepted_at);
+      let recorded: boolean;
       try {
-        await recordWake(ctx.db, wake.jid, wake.device_id, now, wakeMs);
+        recorded = await recordWake(ctx.db, wake.jid, wake.device_id, now, wakeMs);
       } catch (err) {
         // Postgres must not lose the wake: hand it back so Kamailio's next REGISTER can credit it.
         await ctx.producer.calls.returnWake(body.username, wake).catch(() => {});
         throw err;
+      }
+      if (!recorded) {
+        // Deregistered, evicted or moved since the push: nobody left to credit.
+        log.info({ ...context, jid: wake.jid, device_id: wake.device_id }, 'Wake not credited: the registration is gone');
+        return woken(0);
       }
       metrics.wakeSeconds.observe({ platform: wake.platform }, wakeMs / 1000);
       log.info({ ...context, jid: wake.jid, device_id: wake.device_id, platform: wake.platform, wake_ms: wakeMs }, 'Phone woke: REGISTER after push');
