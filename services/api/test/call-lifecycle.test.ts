@@ -221,9 +221,11 @@ describe('GET /api/v1/push/calls/{call_id}', () => {
     expect((await callState(bob.jid, callId)).body).toEqual({ call_id: callId, state: 'ended', reason: 'declined' });
   });
 
-  it('needs a valid JWT', async () => {
+  it('needs a valid JWT; a call_id over 1024 characters is a 400', async () => {
     const res = await call(`${api.url}/api/v1/push/calls/anything`, { method: 'GET' });
     expect(res.status).toBe(401);
+    const long = await callState('bob@example.com', 'x'.repeat(1025));
+    expect(long).toMatchObject({ status: 400, body: { error: { code: 'invalid_request' } } });
   });
 });
 
