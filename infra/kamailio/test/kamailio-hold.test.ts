@@ -138,6 +138,17 @@ describe.skipIf(missing !== null)('kamailio hold mode', () => {
     await vi.waitFor(() => expect(kamailio.log()).toContain(`Call-ended webhook result: 200 callee=ivan call_id=${cid} reason=cancelled`));
   });
 
+  it('a call-ended the api answers 503 (a Redis failover) is posted again until it is taken', async () => {
+    webhook.answer('call-ended', 503, { error: { code: 'queue_unavailable' } });
+    const cid = callId('ended-retry');
+    expect((await call('uac-cancel.xml', cid, 'ines')).code).toBe(0);
+    await vi.waitFor(() => expect(webhook.postsTo('call-ended', { call_id: cid }).length).toBeGreaterThanOrEqual(2), { timeout: 10_000 });
+    webhook.answer('call-ended', 200, { status: 'ended', withdrawn: 1, notified: 0 });
+    await vi.waitFor(() => expect(kamailio.log()).toContain(`Call-ended webhook result: 200 callee=ines call_id=${cid} reason=cancelled (retried)`), { timeout: 10_000 });
+    const tries = webhook.postsTo('call-ended', { call_id: cid });
+    for (const t of tries) expect(t.body).toEqual({ callee_username: 'ines', call_id: cid, reason: 'cancelled' });
+  });
+
   it('nobody registering gets 480 after the hold time, not before, and posts call-ended timeout', async () => {
     const cid = callId('timeout');
     const run = await call('uac-offline.xml', cid, 'henry');
