@@ -28,13 +28,34 @@ export async function listRegistrationStatus(db: Db, jid: string): Promise<Regis
   return [...rows];
 }
 
-/** Apple or Google accepted a call push for this device at `acceptedAt` (epoch ms). */
-export async function recordPushAccepted(db: Db, jid: string, deviceId: string, acceptedAt: number): Promise<void> {
+/** A call push Apple or Google accepted for one device at `accepted_at` (epoch ms). */
+export interface AcceptedPush {
+  jid: string;
+  device_id: string;
+  accepted_at: number;
+}
+
+/**
+ * Records when call pushes were accepted (last_push_at), many in one statement: the worker
+ * collects them for a few milliseconds, since one UPDATE per push was a visible share of its
+ * CPU and of Postgres's under load. A later push of a device always wins over an earlier one.
+ */
+export async function recordPushesAccepted(db: Db, pushes: readonly AcceptedPush[]): Promise<void> {
+  // One row per device (an UPDATE ... FROM applies only one of several matches): the latest.
+  const latest = new Map<string, AcceptedPush>();
+  for (const p of pushes) {
+    const key = `${p.jid} ${p.device_id}`;
+    if ((latest.get(key)?.accepted_at ?? -Infinity) < p.accepted_at) latest.set(key, p);
+  }
+  if (latest.size === 0) return;
+  const rows = [...latest.values()];
   await timed(
     db,
-    db.sql`UPDATE push_registrations SET last_push_at = to_timestamp(${acceptedAt / 1000})
-           WHERE jid = ${jid} AND device_id = ${deviceId}
-             AND (last_push_at IS NULL OR last_push_at < to_timestamp(${acceptedAt / 1000}))`,
+    db.sql`UPDATE push_registrations r SET last_push_at = to_timestamp(v.at / 1000.0)
+           FROM unnest(${db.sql.array(rows.map((p) => p.jid))}::text[], ${db.sql.array(rows.map((p) => p.device_id))}::uuid[],
+                       ${db.sql.array(rows.map((p) => p.accepted_at))}::float8[]) AS v(jid, device_id, at)
+           WHERE r.jid = v.jid AND r.device_id = v.device_id
+             AND (r.last_push_at IS NULL OR r.last_push_at < to_timestamp(v.at / 1000.0))`,
   );
 }
 
