@@ -16,6 +16,7 @@ import { REPO_ROOT, findPids, readCpuSeconds, type ServiceProcess } from './lib/
 import { seedCallees, type Callee } from './lib/seed.ts';
 import { BENCH_APPS, createStack, type Stack } from './lib/stack.ts';
 import { fmt } from './lib/stats.ts';
+import { PIN, pinShared } from './lib/pin.ts';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -44,32 +45,56 @@ async function ingestPhase(stack: Stack, callees: Callee[], rows: Row[]): Promis
 
 /** Who used the two cores during a phase: the services, Redis, Postgres, and this process (load + stand-ins). */
 function cpuMeter(services: ServiceProcess[]) {
-  const others = { redis: findPids('redis-server'), postgres: findPids('postgres') };
+  // Per pid, so a Postgres backend forked during the phase counts from zero rather than not at all.
+  const shared = (needle: string) => new Map(findPids(needle).map((p) => [p, readCpuSeconds(p)]));
   const sample = () => ({
     services: services.map((s) => s.cpuSeconds()),
-    redis: others.redis.reduce((t, p) => t + readCpuSeconds(p), 0),
-    postgres: others.postgres.reduce((t, p) => t + readCpuSeconds(p), 0),
+    redis: shared('redis-server'),
+    postgres: shared('postgres'),
     bench: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
     at: performance.now(),
   });
+  const used = (a: Map<number, number>, b: Map<number, number>) => {
+    let total = 0;
+    for (const [pid, end] of b) if (Number.isFinite(end)) total += end - (a.get(pid) ?? 0);
+    return total;
+  };
   const start = sample();
   return () => {
     const end = sample();
     const wall = (end.at - start.at) / 1000;
-    const share = (a: number, b: number) => `${fmt((100 * (b - a)) / wall, 0)}%`;
-    const parts = services.map((s, i) => `${s.name} ${share(start.services[i]!, end.services[i]!)}`);
-    parts.push(`redis ${share(start.redis, end.redis)}`, `postgres ${share(start.postgres, end.postgres)}`, `bench ${share(start.bench, end.bench)}`);
-    return `CPU (100% = one core): ${parts.join(', ')}`;
+    const seconds = {
+      services: services.map((s, i) => end.services[i]! - start.services[i]!),
+      redis: used(start.redis, end.redis),
+      postgres: used(start.postgres, end.postgres),
+      bench: end.bench - start.bench,
+    };
+    const share = (s: number) => `${fmt((100 * s) / wall, 0)}%`;
+    const parts = services.map((s, i) => `${s.name} ${share(seconds.services[i]!)}`);
+    parts.push(`redis ${share(seconds.redis)}`, `postgres ${share(seconds.postgres)}`, `bench ${share(seconds.bench)}`);
+    // What the deployment pays: everything but the load generator and stand-ins.
+    const serviceSeconds = seconds.services.reduce((a, b) => a + b, 0) + seconds.redis + seconds.postgres;
+    // Per call (ms) for each part, since the shared Redis and Postgres also serve other users of the machine.
+    const perCall = (calls: number) => {
+      const ms = (x: number) => fmt((1000 * x) / calls, 2);
+      return [...services.map((s, i) => `${s.name} ${ms(seconds.services[i]!)}`), `redis ${ms(seconds.redis)}`, `postgres ${ms(seconds.postgres)}`].join(', ');
+    };
+    return { text: `CPU (100% = one core): ${parts.join(', ')}`, serviceSeconds, perCall };
   };
 }
 
+/** BENCH_RATES=100,500 limits the end-to-end rates (for profiling one rate). */
+const rates = (process.env.BENCH_RATES ?? '100,500,1000').split(',').map(Number);
+
 async function endToEndPhase(stack: Stack, callees: Callee[], rows: Row[], services: ServiceProcess[]): Promise<void> {
   say('2. end to end (open loop, 10 s per rate) ...');
-  for (const rate of [100, 500, 1000]) {
+  for (const rate of rates) {
     const cpu = cpuMeter(services);
     const f: EndToEndFigures = await benchEndToEnd(stack.apiUrl, callees, stack.arrivals, rate);
     const usage = cpu();
-    rows.push([`end to end @ ${rate} calls/s`, `${f.sent} calls, ${f.count} pushes`, `p50 ${fmt(f.p50)} / p95 ${fmt(f.p95)} / p99 ${fmt(f.p99)} / max ${fmt(f.max)} ms`, `missing ${f.missing}, http errors ${f.httpErrors}; ${usage}`]);
+    rows.push([`end to end @ ${rate} calls/s`, `${f.sent} calls, ${f.count} pushes`, `p50 ${fmt(f.p50)} / p95 ${fmt(f.p95)} / p99 ${fmt(f.p99)} / max ${fmt(f.max)} ms`, `missing ${f.missing}, http errors ${f.httpErrors}; ${usage.text}`]);
+    // api + worker + Redis + Postgres CPU over the phase (its 10 s of load and the last pushes landing) per call.
+    rows.push([`CPU per call @ ${rate} calls/s`, `${fmt((1000 * usage.serviceSeconds) / f.sent, 2)} ms`, 'api + worker + Redis + Postgres CPU ÷ calls', `ms per call: ${usage.perCall(f.sent)}`]);
     await waitForQuiet(stack);
   }
 }
@@ -94,7 +119,7 @@ async function drainPhase(stack: Stack, rows: Row[], extraWorkers: ServiceProces
   say('3. drain 20,000 pushes ...');
   const cpu = cpuMeter([...extraWorkers]);
   const one = await benchDrain(stack.redisUrl, stack.queueBase, stack.arrivals, async () => {});
-  rows.push(['drain: 1 worker process', `${fmt(one.pushesPerSecond, 0)} pushes/s`, `${fmt(one.seconds, 2)} s`, `missing ${one.missing}; ${cpu()} (includes queueing the jobs)`]);
+  rows.push(['drain: 1 worker process', `${fmt(one.pushesPerSecond, 0)} pushes/s`, `${fmt(one.seconds, 2)} s`, `missing ${one.missing}; ${cpu().text} (includes queueing the jobs)`]);
   // The same backlog spread over three apps (own keys, provider tokens, OAuth tokens, connections).
   const apps = await benchDrain(stack.redisUrl, stack.queueBase, stack.arrivals, async () => {}, BENCH_APPS);
   rows.push(['drain: 1 worker, pushes over 3 apps', `${fmt(apps.pushesPerSecond, 0)} pushes/s`, `${fmt(apps.seconds, 2)} s`, `missing ${apps.missing}; ${fmt((100 * apps.pushesPerSecond) / one.pushesPerSecond, 0)}% of one app`]);
@@ -116,6 +141,7 @@ async function naivePhase(stack: Stack, rows: Row[], realRate: number): Promise<
 }
 
 async function main(): Promise<void> {
+  const unpin = pinShared();
   const stack = await createStack();
   const rows: Row[] = [];
   try {
@@ -143,6 +169,7 @@ async function main(): Promise<void> {
     rows.push(['4. peak RSS: worker (phases 2-3)', `${fmt(workerPeak, 0)} MB`, '', '']);
   } finally {
     await stack.tearDown();
+    unpin();
   }
   report(rows);
 }
@@ -161,7 +188,9 @@ function report(rows: string[][]): void {
   writeFileSync(
     `${REPO_ROOT}bench/RESULTS.md`,
     `# Benchmark results\n\n- date: ${new Date().toISOString()}\n- commit: ${commit}\n- machine: ${machine}\n` +
-      `- everything co-located on loopback: api, worker(s), Postgres, Redis, the APNs/FCM stand-ins and the load generator\n\n` +
+      (PIN
+        ? `- pinned (BENCH_PIN=1): load generator and stand-ins on core 0; api, worker(s), Postgres, Redis on core 1\n\n`
+        : `- everything co-located on loopback: api, worker(s), Postgres, Redis, the APNs/FCM stand-ins and the load generator\n\n`) +
       `${table}\n\n## Reproduce\n\n\`\`\`sh\npnpm install\npnpm bench\n\`\`\`\n\n` +
       `Needs the local Postgres and Redis the tests use, and port 443 on 127.0.0.1 free (the apns2 baseline cannot use another port).\n` +
       `Service logs of the run are in bench/.out/.\n`,

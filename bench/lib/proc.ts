@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { pinnedCommand } from './pin.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const OUT_DIR = `${REPO_ROOT}bench/.out/`;
@@ -31,7 +32,9 @@ export async function startService(
   // BENCH_CPU_PROF=1: each service writes V8 CPU profiles (one per thread) to bench/.out/prof/<name>/ when it stops.
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${OUT_DIR}prof/${name}`] : [];
   const loader = entry.endsWith('.ts') ? ['--import', 'tsx'] : [];
-  const child = spawn(process.execPath, [...prof, ...loader, entry], {
+  // BENCH_PIN=1: through taskset, whose exec leaves the pid (and so the CPU and RSS readings) node's.
+  const [command, ...pinArgs] = [...pinnedCommand(), process.execPath];
+  const child = spawn(command!, [...pinArgs, ...prof, ...loader, entry], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -23,4 +23,11 @@ describe('cidr', () => {
     expect(parseCidr('10.0.0.0/-1')).toBeNull();
     expect(parseCidr('10.0.0.0/8/1')).toBeNull();
   });
+
+  it('answers the same for a repeated address, also after more distinct addresses than it remembers', () => {
+    const m = createCidrMatcher(['10.0.0.0/8']);
+    expect([m.contains('10.0.0.1'), m.contains('8.8.8.8')]).toEqual([true, false]);
+    for (let i = 0; i < 1500; i++) m.contains(`10.${(i >> 8) & 255}.${i & 255}.1`);
+    expect([m.contains('10.0.0.1'), m.contains('8.8.8.8'), m.contains('10.0.0.1'), m.contains('8.8.8.8')]).toEqual([true, false, true, false]);
+  });
 });

@@ -28,13 +28,34 @@ export async function listRegistrationStatus(db: Db, jid: string): Promise<Regis
   return [...rows];
 }
 
-/** Apple or Google accepted a call push for this device at `acceptedAt` (epoch ms). */
-export async function recordPushAccepted(db: Db, jid: string, deviceId: string, acceptedAt: number): Promise<void> {
+/** A call push Apple or Google accepted for one device at `accepted_at` (epoch ms). */
+export interface AcceptedPush {
+  jid: string;
+  device_id: string;
+  accepted_at: number;
+}
+
+/**
+ * Records when call pushes were accepted (last_push_at), many in one statement: the worker
+ * collects them for a few milliseconds, since one UPDATE per push was a visible share of its
+ * CPU and of Postgres's under load. A later push of a device always wins over an earlier one.
+ */
+export async function recordPushesAccepted(db: Db, pushes: readonly AcceptedPush[]): Promise<void> {
+  // One row per device (an UPDATE ... FROM applies only one of several matches): the latest.
+  const latest = new Map<string, AcceptedPush>();
+  for (const p of pushes) {
+    const key = `${p.jid} ${p.device_id}`;
+    if ((latest.get(key)?.accepted_at ?? -Infinity) < p.accepted_at) latest.set(key, p);
+  }
+  if (latest.size === 0) return;
+  const rows = [...latest.values()];
   await timed(
     db,
-    db.sql`UPDATE push_registrations SET last_push_at = to_timestamp(${acceptedAt / 1000})
-           WHERE jid = ${jid} AND device_id = ${deviceId}
-             AND (last_push_at IS NULL OR last_push_at < to_timestamp(${acceptedAt / 1000}))`,
+    db.sql`UPDATE push_registrations r SET last_push_at = to_timestamp(v.at / 1000.0)
+           FROM unnest(${db.sql.array(rows.map((p) => p.jid))}::text[], ${db.sql.array(rows.map((p) => p.device_id))}::uuid[],
+                       ${db.sql.array(rows.map((p) => p.accepted_at))}::float8[]) AS v(jid, device_id, at)
+           WHERE r.jid = v.jid AND r.device_id = v.device_id
+             AND (r.last_push_at IS NULL OR r.last_push_at < to_timestamp(v.at / 1000.0))`,
   );
 }
 
@@ -52,19 +73,43 @@ export async function recordWake(db: Db, jid: string, deviceId: string, at: numb
   return result.count > 0;
 }
 
+/** An accepted push whose wake window closed (epoch ms of its acceptance). */
+export interface DuePush {
+  jid: string;
+  device_id: string;
+  accepted_at: number;
+}
+
 /**
- * The push accepted at `acceptedAt` saw no credited wake within the TTL: one more unanswered
- * push, unless a wake was credited after it (a later push's wake also answers this one).
- * True when the counter moved.
+ * These accepted pushes saw no credited wake within the TTL: each is one more unanswered push of
+ * its device, unless a wake was credited after it (a later push's wake also answers this one).
+ * One statement for the whole batch (the sweeper's; one UPDATE per push was most of Postgres's
+ * CPU in the phase after a burst). The count is decided per row under the row lock, as a single
+ * UPDATE per push was: a wake recorded meanwhile is seen. Returns how many were counted per
+ * device ("jid device_id" -> count); devices with none counted are absent.
  */
-export async function countUnansweredPush(db: Db, jid: string, deviceId: string, acceptedAt: number): Promise<boolean> {
-  const result = await timed(
+export async function countUnansweredPushes(db: Db, pushes: readonly DuePush[]): Promise<Map<string, number>> {
+  const counted = new Map<string, number>();
+  if (pushes.length === 0) return counted;
+  const rows = await timed(
     db,
-    db.sql`UPDATE push_registrations SET unanswered_pushes = unanswered_pushes + 1
-           WHERE jid = ${jid} AND device_id = ${deviceId}
-             AND (last_wake_at IS NULL OR last_wake_at < to_timestamp(${acceptedAt / 1000}))`,
+    db.sql<{ jid: string; device_id: string; n: number }[]>`
+      WITH due AS (
+        SELECT * FROM unnest(${db.sql.array(pushes.map((p) => p.jid))}::text[], ${db.sql.array(pushes.map((p) => p.device_id))}::uuid[],
+                             ${db.sql.array(pushes.map((p) => p.accepted_at))}::float8[]) AS d(jid, device_id, at))
+      UPDATE push_registrations r
+      SET unanswered_pushes = r.unanswered_pushes + (
+        SELECT count(*) FROM due d WHERE d.jid = r.jid AND d.device_id = r.device_id
+          AND (r.last_wake_at IS NULL OR r.last_wake_at < to_timestamp(d.at / 1000.0)))
+      WHERE EXISTS (
+        SELECT 1 FROM due d WHERE d.jid = r.jid AND d.device_id = r.device_id
+          AND (r.last_wake_at IS NULL OR r.last_wake_at < to_timestamp(d.at / 1000.0)))
+      RETURNING r.jid, r.device_id::text, (
+        SELECT count(*)::int FROM due d WHERE d.jid = r.jid AND d.device_id = r.device_id
+          AND (r.last_wake_at IS NULL OR r.last_wake_at < to_timestamp(d.at / 1000.0))) AS n`,
   );
-  return result.count > 0;
+  for (const row of rows) counted.set(`${row.jid} ${row.device_id}`, row.n);
+  return counted;
 }
 
 /** Whether `deviceId` is one of the devices behind a callee (the `registered` webhook's user). */

@@ -28,6 +28,9 @@ export function createApp(ctx: AppContext): Express {
   const { log, metrics } = ctx;
   const app = express();
   app.disable('x-powered-by');
+  // No ETag: no client here sends conditional requests, and hashing every JSON answer was
+  // measurable per webhook.
+  app.set('etag', false);
   // Never trust proxy headers: the source check of call-notify reads the socket's address.
   app.set('trust proxy', false);
 

@@ -1,4 +1,4 @@
-import { countUnansweredPush } from '@veil/db/wakes';
+import { countUnansweredPushes } from '@veil/db/wakes';
 import type { Db } from '@veil/db/client';
 import type { Logger } from '@veil/log/logger';
 import type { CallState } from '@veil/queue/call-state';
@@ -9,9 +9,10 @@ const BATCH = 200;
 
 /**
  * Counts accepted pushes whose wake window (PUSH_TTL_SECONDS) closed without a REGISTER: each
- * due push is taken from Redis by exactly one api process, then counted in Postgres; if Postgres
- * is down it goes back, so an outage delays the count but never loses it. Runs every second, so
- * a push is counted at most about TTL + 1 s after it was accepted.
+ * due push is taken from Redis by exactly one api process, then counted in Postgres (up to BATCH
+ * in one statement); if Postgres is down the batch goes back, so an outage delays the count but
+ * never loses it. Runs every second, so a push is counted at most about TTL + 1 s after it was
+ * accepted.
  */
 export function startUnansweredSweeper(deps: { db: Db; calls: CallState; metrics: ApiMetrics; log: Logger; isReady: () => boolean }): { stop(): void } {
   let running = false;
@@ -23,17 +24,21 @@ export function startUnansweredSweeper(deps: { db: Db; calls: CallState; metrics
       for (;;) {
         // Through the producer: answered at once while Redis is away, never queued up.
         const due = await deps.calls.takeUnanswered(Date.now(), BATCH);
-        for (let i = 0; i < due.length; i++) {
-          const w = due[i]!;
-          try {
-            if (await countUnansweredPush(deps.db, w.jid, w.device_id, w.accepted_at)) {
-              deps.metrics.unanswered.inc({ platform: w.platform });
-              deps.log.info({ jid: w.jid, device_id: w.device_id, platform: w.platform }, 'Push unanswered: no REGISTER within PUSH_TTL_SECONDS');
-            }
-          } catch (err) {
-            await deps.calls.returnUnanswered(due.slice(i));
-            throw err;
-          }
+        let counted;
+        try {
+          // The whole batch in one statement: all counted, or all put back.
+          counted = await countUnansweredPushes(deps.db, due);
+        } catch (err) {
+          await deps.calls.returnUnanswered(due);
+          throw err;
+        }
+        for (const w of due) {
+          const key = `${w.jid} ${w.device_id}`;
+          const left = counted.get(key) ?? 0;
+          if (left === 0) continue;
+          counted.set(key, left - 1);
+          deps.metrics.unanswered.inc({ platform: w.platform });
+          deps.log.info({ jid: w.jid, device_id: w.device_id, platform: w.platform }, 'Push unanswered: no REGISTER within PUSH_TTL_SECONDS');
         }
         if (due.length < BATCH) break;
       }

@@ -1,12 +1,12 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Db } from '@veil/db/client';
 import { clearAlertTokenIfToken, deleteRegistrationIfToken } from '@veil/db/registrations';
-import { recordPushAccepted } from '@veil/db/wakes';
 import type { CallState, EndedDevice, NotifyVerdict } from '@veil/queue/call-state';
 import type { Logger } from '@veil/log/logger';
 import { tokenHash } from '@veil/log/token-hash';
 import { pushJobSchema, type CallEndReason, type PushJob, type PushPlatform } from '@veil/queue/contracts';
 import type { WorkerMetrics, PushOutcome } from './metrics.ts';
+import type { PushAcceptedRecorder } from './push-accepted-recorder.ts';
 import type { ProviderSet } from './providers/provider-set.ts';
 import { PermanentError, RetryableError } from './providers/types.ts';
 
@@ -20,6 +20,8 @@ export interface ProcessorDeps {
   callState: CallState;
   /** Queues the "call ended" message of a device whose push was accepted after the call ended. */
   queueCallEnded(device: EndedDevice, callId: string, reason: CallEndReason): Promise<void>;
+  /** last_push_at of accepted call pushes, written in batches off the hot path. */
+  pushesAccepted: PushAcceptedRecorder;
   now?: () => number;
 }
 
@@ -153,11 +155,9 @@ export function createPushProcessor(deps: ProcessorDeps) {
       const acceptedAt = now();
       const settled = await settle('accepted');
       if (settled.action === 'notify') await notify(settled);
-      // For GET /push/register and the operator. Not awaited: the push is delivered, and a slow
-      // Postgres must not hold this job's concurrency slot (the write is bounded by its timeout).
-      void recordPushAccepted(deps.db, push.jid, push.device_id, acceptedAt).catch((err: Error) => {
-        log.warn('Recording last_push_at failed', { err: err.message });
-      });
+      // For GET /push/register and the operator; written in a batch with other pushes' (a slow
+      // Postgres must not hold this job's concurrency slot: the push is delivered).
+      deps.pushesAccepted.record({ jid: push.jid, device_id: push.device_id, accepted_at: acceptedAt });
       return 'delivered';
     }
 

@@ -8,6 +8,7 @@ import { createRedis, queueOptions } from '@veil/queue/redis';
 import { createBackoffStrategy } from './backoff.ts';
 import type { WorkerMetrics } from './metrics.ts';
 import { createPushProcessor } from './processor.ts';
+import { createPushAcceptedRecorder } from './push-accepted-recorder.ts';
 import type { ProviderSet } from './providers/provider-set.ts';
 
 export interface PushWorkersDeps {
@@ -48,7 +49,8 @@ export function startPushWorkers(deps: PushWorkersDeps): PushWorkers {
     // Only once the message is in the queue: if this job dies before, its next run queues it again.
     await callState.confirmNotified(callId, [device]);
   };
-  const processor = createPushProcessor({ ...deps, callState, queueCallEnded });
+  const pushesAccepted = createPushAcceptedRecorder(deps.db, deps.log);
+  const processor = createPushProcessor({ ...deps, callState, queueCallEnded, pushesAccepted });
   const backoffStrategy = createBackoffStrategy(deps);
   const lockDuration = lockDurationMs(deps.config.pushTtlSeconds);
   const workers = PUSH_PLATFORMS.map((platform) => {
@@ -77,6 +79,8 @@ export function startPushWorkers(deps: PushWorkersDeps): PushWorkers {
   return {
     async close() {
       await Promise.all(workers.map((w) => w.close()));
+      // After the last job: the service closes Postgres only once this is written.
+      await pushesAccepted.flush();
       await Promise.all(workers.map(async (w) => (await w.client).disconnect()));
       await Promise.allSettled(Object.values(endedQueues).map((q) => q.close()));
       redis.disconnect();
