@@ -71,7 +71,7 @@ describe('Postgres down when the api starts', () => {
     let answer = { status: 0, body: null as any };
     await waitUntil(async () => (answer = await call(`${api}/api/v1/push/call-notify`, { body: notify })).status !== 503, 15_000, 200);
     expect(answer).toMatchObject({ status: 200, body: { status: 'no_registrations', devices: 0 } });
-    expect(out()).toContain('"msg":"Migrations applied"');
+    await expect.poll(() => out(), { timeout: 5000 }).toContain('"msg":"Migrations applied"'); // log lines are written in batches
     expect((await call(`${api}/readyz`, { method: 'GET' })).status).toBe(200);
 
     expect(await child.stop('SIGTERM')).toBe(0);
