@@ -116,22 +116,33 @@ return 1
 `;
 
 /**
- * KEYS: call. ARGV: device. Before a worker sends a call push:
+ * KEYS: call, pushed (the user's recent pushes). ARGV: device, now ms, ttl ms, platform.
+ * Before a worker sends a call push:
  * {'go'} (marked sending), {'withdrawn'} (the call ended first), {'done'} (already accepted once:
  * a stalled job run again must not ring twice), or {'notify', reason, meta} (a run that died
  * after call-ended counted it: its outcome is unknown, so the "call ended" message goes anyway).
+ * On 'go' the push is also recorded as a pending wake, stamped now: a phone can wake and REGISTER
+ * before this worker has read Apple's or Google's answer, and that REGISTER must find the push.
  */
 export const START = `${HELPERS}
 local f = 's:' .. ARGV[1]
 local jid = string.match(ARGV[1], '^(%S+) ') or ''
 local state = redis.call('HGET', KEYS[1], f)
+local function go()
+  local current = redis.call('HGET', KEYS[2], ARGV[1])
+  if not current or not string.find(current, 'credited', 1, true) then
+    redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ' ' .. ARGV[4])
+    if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+  end
+  return {'go'}
+end
 if not state then
   if end_reason(KEYS[1], jid) then return {'withdrawn'} end
-  return {'go'}
+  return go()
 end
 if state == 'queued' or state == 'sending' or state == 'failed' then
   redis.call('HSET', KEYS[1], f, 'sending')
-  return {'go'}
+  return go()
 end
 if state == 'end_pending' or state == 'notify_due' then
   redis.call('HSET', KEYS[1], f, 'notify_due')
@@ -153,11 +164,20 @@ local f = 's:' .. ARGV[1]
 local jid = string.match(ARGV[1], '^(%S+) ') or ''
 local state = redis.call('HGET', KEYS[1], f)
 local outcome = ARGV[2]
+local pending = redis.call('HGET', KEYS[2], ARGV[1])
+local credited = pending and string.find(pending, 'credited', 1, true)
 if outcome == 'accepted' then
-  local stamp = ARGV[3] .. ' ' .. ARGV[5]
-  redis.call('HSET', KEYS[2], ARGV[1], stamp)
-  if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
-  redis.call('ZADD', KEYS[3], tonumber(ARGV[3]) + tonumber(ARGV[4]), ARGV[1] .. ' ' .. stamp)
+  -- Re-stamped with the acceptance time and due for the unanswered count, unless the REGISTER
+  -- already came (between sending and now): that wake is credited and stays so.
+  if not credited then
+    local stamp = ARGV[3] .. ' ' .. ARGV[5]
+    redis.call('HSET', KEYS[2], ARGV[1], stamp)
+    if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
+    redis.call('ZADD', KEYS[3], tonumber(ARGV[3]) + tonumber(ARGV[4]), ARGV[1] .. ' ' .. stamp)
+  end
+elseif pending and not credited then
+  -- Not accepted (this attempt): nothing was delivered, so nothing can wake from it yet.
+  redis.call('HDEL', KEYS[2], ARGV[1])
 end
 if state == 'end_pending' then
   redis.call('HSET', KEYS[1], f, 'notify_due')

@@ -30,7 +30,7 @@ describe('call state', () => {
     const id = callId();
     const d = android();
     await calls.begin(id, 'bob', [d]);
-    expect(await calls.startPush(id, d.jid, d.device_id)).toEqual({ action: 'go' });
+    expect(await calls.startPush(id, d.jid, d.device_id, 'android', Date.now())).toEqual({ action: 'go' });
     expect((await calls.settlePush(id, d.jid, d.device_id, 'accepted', 'android', Date.now())).action).toBe('ok');
     const first = await calls.end(id, 'bob', null, 'cancelled');
     expect(first).toMatchObject({ withdrawn: 0, notified: 1 });
@@ -48,7 +48,7 @@ describe('call state', () => {
       const id = callId();
       const d = android();
       await calls.begin(id, 'bob', [d]);
-      await calls.startPush(id, d.jid, d.device_id);
+      await calls.startPush(id, d.jid, d.device_id, 'android', Date.now());
       expect(await calls.end(id, 'bob', null, 'timeout')).toMatchObject({ withdrawn: 0, notified: 1, devices: [] });
       const settled = await calls.settlePush(id, d.jid, d.device_id, outcome, 'android', Date.now());
       expect(settled).toMatchObject({ action: 'notify', reason: 'timeout', device: { device_id: d.device_id, push_token: d.push_token } });
@@ -57,13 +57,13 @@ describe('call state', () => {
     const id = callId();
     const d = android();
     await calls.begin(id, 'bob', [d]);
-    await calls.startPush(id, d.jid, d.device_id);
+    await calls.startPush(id, d.jid, d.device_id, 'android', Date.now());
     await calls.end(id, 'bob', null, 'cancelled');
-    expect(await calls.startPush(id, d.jid, d.device_id)).toMatchObject({ action: 'notify', reason: 'cancelled' });
+    expect(await calls.startPush(id, d.jid, d.device_id, 'android', Date.now())).toMatchObject({ action: 'notify', reason: 'cancelled' });
     // ... and, until that message is confirmed queued, a further run does too; then never again.
-    expect(await calls.startPush(id, d.jid, d.device_id)).toMatchObject({ action: 'notify' });
+    expect(await calls.startPush(id, d.jid, d.device_id, 'android', Date.now())).toMatchObject({ action: 'notify' });
     await calls.confirmNotified(id, [d]);
-    expect(await calls.startPush(id, d.jid, d.device_id)).toEqual({ action: 'done' });
+    expect(await calls.startPush(id, d.jid, d.device_id, 'android', Date.now())).toEqual({ action: 'done' });
   });
 
   it('a call ended for one domain leaves the same username on another domain ringing', async () => {
@@ -72,8 +72,8 @@ describe('call state', () => {
     const b = android('bob@b.example');
     await calls.begin(id, 'bob', [a, b]);
     expect(await calls.end(id, 'bob', 'a.example', 'cancelled')).toMatchObject({ withdrawn: 1 });
-    expect(await calls.startPush(id, a.jid, a.device_id)).toEqual({ action: 'withdrawn' });
-    expect(await calls.startPush(id, b.jid, b.device_id)).toEqual({ action: 'go' });
+    expect(await calls.startPush(id, a.jid, a.device_id, 'android', Date.now())).toEqual({ action: 'withdrawn' });
+    expect(await calls.startPush(id, b.jid, b.device_id, 'android', Date.now())).toEqual({ action: 'go' });
     expect(await calls.view(id, b.jid)).toEqual({ state: 'ringing' });
     expect(await calls.view(id, a.jid)).toEqual({ state: 'ended', reason: 'cancelled' });
     // A retransmitted call-notify pushes only the callee whose call has not ended.
@@ -84,7 +84,7 @@ describe('call state', () => {
     const d = android('wakey@example.com');
     const id = callId();
     await calls.begin(id, 'wakey', [d]);
-    await calls.startPush(id, d.jid, d.device_id);
+    await calls.startPush(id, d.jid, d.device_id, 'android', Date.now());
     await calls.settlePush(id, d.jid, d.device_id, 'accepted', 'android', Date.now());
     const [wake] = await calls.pendingWakes('wakey', Date.now());
     expect(wake).toMatchObject({ device_id: d.device_id, credited: false });
@@ -95,5 +95,28 @@ describe('call state', () => {
     expect((await calls.pendingWakes('wakey', Date.now()))[0]).toMatchObject({ credited: false });
     const keys = await redis.keys(`{${base}:calls}:pushed:*`);
     for (const key of keys) expect(await redis.pttl(key)).toBeGreaterThan(0);
+  });
+
+  it('a REGISTER that beats the worker to Apple\'s answer still finds the push, and keeps its credit', async () => {
+    const d = android('early@example.com');
+    const id = callId();
+    await calls.begin(id, 'early', [d]);
+    expect(await calls.startPush(id, d.jid, d.device_id, 'android', Date.now())).toEqual({ action: 'go' });
+    const [wake] = await calls.pendingWakes('early', Date.now());
+    expect(wake).toMatchObject({ device_id: d.device_id, credited: false });
+    expect(await calls.creditWake('early', wake!)).toBe(true);
+    // Apple's 200 is read afterwards: the wake stays credited, nothing becomes due as unanswered.
+    await calls.settlePush(id, d.jid, d.device_id, 'accepted', 'android', Date.now());
+    expect((await calls.pendingWakes('early', Date.now()))[0]).toMatchObject({ credited: true });
+    expect((await calls.takeUnanswered(Date.now() + 60_000, 100)).filter((w) => w.jid === d.jid)).toEqual([]);
+  });
+
+  it('a push that was not accepted leaves no pending wake', async () => {
+    const d = android('failed@example.com');
+    const id = callId();
+    await calls.begin(id, 'failed', [d]);
+    await calls.startPush(id, d.jid, d.device_id, 'android', Date.now());
+    await calls.settlePush(id, d.jid, d.device_id, 'failed', 'android', Date.now());
+    expect(await calls.pendingWakes('failed', Date.now())).toEqual([]);
   });
 });

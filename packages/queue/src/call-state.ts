@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
-import type { CallEndReason, PushJob, PushPlatform } from './contracts.ts';
+import { jobTarget, type CallEndReason, type PushJob, type PushPlatform } from './contracts.ts';
 import { BEGIN, CONFIRM, CREDIT, END, SETTLE, START, TAKE_DUE, UNCREDIT } from './call-state-scripts.ts';
 
 /**
@@ -52,7 +52,7 @@ const SCRIPTS = {
   veilCallBegin: [1, BEGIN],
   veilCallEnd: [1, END],
   veilCallConfirm: [1, CONFIRM],
-  veilPushStart: [1, START],
+  veilPushStart: [2, START],
   veilPushSettle: [3, SETTLE],
   veilWakeCredit: [2, CREDIT],
   veilWakeUncredit: [2, UNCREDIT],
@@ -76,7 +76,7 @@ export interface CallState {
   /** What one user may see of a call: null unless the call pushed one of the jid's devices. */
   view(callId: string, jid: string): Promise<null | { state: 'ringing' } | { state: 'ended'; reason: CallEndReason }>;
   /** Worker, before sending a call push. */
-  startPush(callId: string, jid: string, deviceId: string): Promise<StartVerdict>;
+  startPush(callId: string, jid: string, deviceId: string, platform: PushPlatform, at: number): Promise<StartVerdict>;
   /** Worker, after a call push's attempt. */
   settlePush(callId: string, jid: string, deviceId: string, outcome: 'accepted' | 'retry' | 'failed', platform: PushPlatform, at: number): Promise<SettleVerdict>;
   /** registered: the user's accepted pushes still inside the wake window. */
@@ -154,8 +154,8 @@ export function createCallState(redis: Connection, opts: { base: string; ttlSeco
       return reason ? { state: 'ended', reason: reason as CallEndReason } : { state: 'ringing' };
     },
 
-    async startPush(callId, jid, deviceId) {
-      const [action, reason, meta] = (await r.veilPushStart!(callKey(callId), device(jid, deviceId))) as string[];
+    async startPush(callId, jid, deviceId, platform, at) {
+      const [action, reason, meta] = (await r.veilPushStart!(callKey(callId), pushedKey(usernameOf(jid)), device(jid, deviceId), at, ttlMs, platform)) as string[];
       if (action === 'notify') return notifyVerdict(jid, deviceId, reason, meta);
       return { action: action as 'go' | 'withdrawn' | 'done' };
     },
@@ -205,12 +205,7 @@ export function buildCallEndedJobs(devices: EndedDevice[], callId: string, reaso
     v: 2,
     kind: 'call_ended',
     reason,
-    platform: d.platform,
-    jid: d.jid,
-    device_id: d.device_id,
-    push_token: d.push_token,
-    app_id: d.app_id,
-    apns_environment: d.apns_environment,
+    ...jobTarget(d),
     caller_name: d.caller_name,
     call_id: callId,
     call_type: d.call_type,

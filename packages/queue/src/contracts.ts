@@ -60,6 +60,11 @@ export const pushJobSchema = z.preprocess(
 );
 
 export type PushJob = z.infer<typeof pushJobSchema>;
+
+/** Who a job goes to and through which credentials: the fields every job copies from its device. */
+export function jobTarget(d: Pick<PushJob, 'platform' | 'jid' | 'device_id' | 'push_token' | 'app_id' | 'apns_environment'>) {
+  return { platform: d.platform, jid: d.jid, device_id: d.device_id, push_token: d.push_token, app_id: d.app_id, apns_environment: d.apns_environment };
+}
 export type CallPushJob = Extract<PushJob, { kind: 'call' }>;
 export type CallEndedPushJob = Extract<PushJob, { kind: 'call_ended' }>;
 

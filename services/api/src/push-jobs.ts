@@ -1,5 +1,5 @@
 import type { CalleeDevice } from '@veil/db/registrations';
-import type { PushJob } from '@veil/queue/contracts';
+import { jobTarget, type PushJob } from '@veil/queue/contracts';
 
 export interface CallInfo {
   caller_name: string;
@@ -12,12 +12,7 @@ export function buildPushJobs(devices: CalleeDevice[], call: CallInfo, ttlSecond
   return devices.map((d) => ({
     v: 2,
     kind: 'call',
-    platform: d.platform,
-    jid: d.jid,
-    device_id: d.device_id,
-    push_token: d.push_token,
-    app_id: d.app_id,
-    apns_environment: d.apns_environment,
+    ...jobTarget(d),
     caller_name: call.caller_name,
     call_id: call.call_id,
     call_type: call.call_type,

@@ -103,7 +103,7 @@ export function createPushProcessor(deps: ProcessorDeps) {
     };
     if (isCall) {
       // Atomic with call-ended: either this push is withdrawn now, or call-ended sees it in flight.
-      const verdict = await deps.callState.startPush(push.call_id, push.jid, push.device_id);
+      const verdict = await deps.callState.startPush(push.call_id, push.jid, push.device_id, platform, now());
       if (verdict.action === 'withdrawn') {
         count('withdrawn', false);
         log.info('Push withdrawn: the call ended before it was sent');
