@@ -7,18 +7,25 @@ import { createRedis, queuePrefix } from '../../../packages/queue/src/redis.ts';
 import { startSentinelSet, type SentinelSet } from '../../../packages/testkit/src/redis-topology.ts';
 import { callNotify, startHaStack, type HaStack, type NotifyResult } from './support/ha-stack.ts';
 
+/** A Sentinel set (master, replica, three sentinels) and the services' stack, for one describe block. */
+function sentinelSuite(ready: (started: { set: SentinelSet; stack: HaStack }) => void): void {
+  let started: { set?: SentinelSet; stack?: HaStack } = {};
+  beforeAll(async () => {
+    started.set = await startSentinelSet();
+    started.stack = await startHaStack();
+    ready(started as { set: SentinelSet; stack: HaStack });
+  });
+  afterAll(async () => {
+    await started.stack?.close();
+    await started.set?.stop();
+    started = {};
+  });
+}
+
 describe('Redis Sentinel failover', () => {
   let set: SentinelSet;
   let stack: HaStack;
-
-  beforeAll(async () => {
-    set = await startSentinelSet();
-    stack = await startHaStack();
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await set?.stop();
-  });
+  sentinelSuite((started) => ({ set, stack } = started));
 
   it('answers 503 within 2 s while the master is gone, serves again within 15 s of the promotion, and the worker delivers what came after', async () => {
     const { url, proc: api } = await stack.startApi(set.env);
@@ -93,15 +100,7 @@ describe('Redis Sentinel failover', () => {
 describe('Redis Sentinel failover under a burst, no worker', () => {
   let set: SentinelSet;
   let stack: HaStack;
-
-  beforeAll(async () => {
-    set = await startSentinelSet();
-    stack = await startHaStack();
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await set?.stop();
-  });
+  sentinelSuite((started) => ({ set, stack } = started));
 
   it('finds every push acknowledged up to 1 s before the crash on the promoted replica, and counts the rest', async () => {
     const { url } = await stack.startApi(set.env);

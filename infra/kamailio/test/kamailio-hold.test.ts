@@ -1,12 +1,13 @@
 // Hold mode (-A WITH_PUSH_HOLD): after a 202 the INVITE rings (180) while the phone wakes and is
 // relayed when a device registers; anything but 202 is a 480 at once. A held call that ends posts
 // call-ended. Free ports only; every sipp is killed after each test, also a failed one's.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { freePort } from '../../../packages/testkit/src/ports.ts';
-import { missingSipTools, startKamailio, type Kamailio } from './support/kamailio.ts';
-import { createRegisterClient, type RegisterClient, type RegisterOptions } from './support/raw-sip.ts';
-import { killAllSipp, runSipp, startSipp } from './support/sipp.ts';
-import { startWebhookRecorder, type WebhookRecorder } from './support/webhook.ts';
+import { missingSipTools, type Kamailio } from './support/kamailio.ts';
+import { type RegisterClient, type RegisterOptions } from './support/raw-sip.ts';
+import { runSipp, startSipp } from './support/sipp.ts';
+import { kamailioSuite } from './support/suite.ts';
+import type { WebhookRecorder } from './support/webhook.ts';
 
 const HOLD_MS = 2000;
 const SECRET = 'kamailio-hold-secret';
@@ -21,21 +22,9 @@ describe.skipIf(missing !== null)('kamailio hold mode', () => {
   let seq = 0;
   const callId = (label: string) => `hold-${label}-${process.pid}-${++seq}`;
 
-  beforeAll(async () => {
-    webhook = await startWebhookRecorder();
-    kamailio = await startKamailio({ pushUrl: webhook.url, pushSecret: SECRET, pushTimeoutSeconds: 1, holdMs: HOLD_MS });
-    phone = await createRegisterClient(kamailio.port);
+  kamailioSuite({ kamailio: { pushSecret: SECRET, pushTimeoutSeconds: 1, holdMs: HOLD_MS }, phone: true }, (s) => {
+    ({ webhook, kamailio, phone } = s);
   });
-
-  afterAll(async () => {
-    await killAllSipp();
-    await phone?.close();
-    await kamailio?.stop();
-    await webhook?.stop();
-  });
-
-  beforeEach(() => webhook.reset());
-  afterEach(() => killAllSipp());
 
   const call = async (scenario: string, cid: string, callee: string) =>
     runSipp({

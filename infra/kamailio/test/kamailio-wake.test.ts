@@ -1,10 +1,11 @@
 // Wake tracking: a REGISTER from a user Kamailio pushed within PUSH_TTL_S is reported to the api's
 // registered webhook, off the SIP path. Free ports only; every sipp is killed after each test.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { freePort } from '../../../packages/testkit/src/ports.ts';
 import { missingSipTools, startKamailio, type Kamailio } from './support/kamailio.ts';
 import { createRegisterClient, type RegisterClient } from './support/raw-sip.ts';
 import { killAllSipp, runSipp } from './support/sipp.ts';
+import { kamailioSuite } from './support/suite.ts';
 import { startWebhookRecorder, type WebhookRecorder } from './support/webhook.ts';
 
 const SECRET = 'kamailio-wake-secret';
@@ -20,21 +21,9 @@ describe.skipIf(missing !== null)('kamailio wake tracking (registered webhook)',
   let seq = 0;
   const callId = (label: string) => `wake-${label}-${process.pid}-${++seq}`;
 
-  beforeAll(async () => {
-    webhook = await startWebhookRecorder();
-    kamailio = await startKamailio({ pushUrl: webhook.url, pushSecret: SECRET, pushTimeoutSeconds: 2 });
-    phone = await createRegisterClient(kamailio.port);
+  kamailioSuite({ kamailio: { pushSecret: SECRET, pushTimeoutSeconds: 2 }, phone: true }, (s) => {
+    ({ webhook, kamailio, phone } = s);
   });
-
-  afterAll(async () => {
-    await killAllSipp();
-    await phone?.close();
-    await kamailio?.stop();
-    await webhook?.stop();
-  });
-
-  beforeEach(() => webhook.reset());
-  afterEach(() => killAllSipp());
 
   /** An INVITE to an offline user: call-notify posted, 480. */
   async function push(user: string) {

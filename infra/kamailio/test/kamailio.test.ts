@@ -1,11 +1,12 @@
 // Kamailio's route[PUSH] with real SIP (sipp) against a stand-in api that records each webhook.
 // Every port is a free one picked at run time; every sipp is killed after each test.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { freePort } from '../../../packages/testkit/src/ports.ts';
-import { missingSipTools, startKamailio, type Kamailio } from './support/kamailio.ts';
+import { missingSipTools, type Kamailio } from './support/kamailio.ts';
 import { sendRawInvite } from './support/raw-sip.ts';
-import { killAllSipp, runSipp, startSipp } from './support/sipp.ts';
-import { startWebhookRecorder, type WebhookRecorder } from './support/webhook.ts';
+import { runSipp, startSipp } from './support/sipp.ts';
+import { kamailioSuite } from './support/suite.ts';
+import type { WebhookRecorder } from './support/webhook.ts';
 
 const SECRET = 'kamailio-test-secret';
 
@@ -19,20 +20,10 @@ describe.skipIf(missing !== null)('kamailio route[PUSH]', () => {
   let seq = 0;
   const callId = (label: string) => `kam-${label}-${process.pid}-${++seq}`;
 
-  beforeAll(async () => {
-    webhook = await startWebhookRecorder();
-    kamailio = await startKamailio({ pushUrl: webhook.url, pushSecret: SECRET, pushTimeoutSeconds: 2 });
+  kamailioSuite({ kamailio: { pushSecret: SECRET, pushTimeoutSeconds: 2 } }, (s) => {
+    ({ webhook, kamailio } = s);
     PROXY = kamailio.port;
   });
-
-  afterAll(async () => {
-    await killAllSipp();
-    await kamailio?.stop();
-    await webhook?.stop();
-  });
-
-  beforeEach(() => webhook.reset());
-  afterEach(() => killAllSipp());
 
   const callOffline = async (cid: string, keys: Partial<Record<'callee' | 'display' | 'media_extra' | 'from_user', string>> = {}) =>
     runSipp({
