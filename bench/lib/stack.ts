@@ -133,6 +133,12 @@ async function clearBenchKeys(redisUrl: string, queueBase: string): Promise<void
       cursor = next;
       if (keys.length) await redis.del(...keys);
     } while (cursor !== '0');
+    // The call and wake state kept under the same base (its hash tag's braces escaped for MATCH).
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `\\{${queueBase}:calls\\}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await redis.del(...keys);
+    } while (cursor !== '0');
   } finally {
     redis.disconnect();
   }

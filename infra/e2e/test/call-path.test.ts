@@ -11,7 +11,7 @@ import { runCli } from '../../../tools/cli/src/cli.ts';
 import { missingSipTools, startKamailio, type Kamailio } from '../../kamailio/test/support/kamailio.ts';
 import { runSipp, startSipp } from '../../kamailio/test/support/sipp.ts';
 import { createTestDatabase } from '../../../packages/testkit/src/db.ts';
-import { dropCallState, obliterateQueue, TEST_REDIS_URL, testQueueName } from '../../../packages/testkit/src/queue.ts';
+import { dropQueueBase, TEST_REDIS_URL, testQueueName } from '../../../packages/testkit/src/queue.ts';
 import { createRegisterClient } from '../../kamailio/test/support/raw-sip.ts';
 import { startService, type ServiceProcess } from './support/services.ts';
 
@@ -117,7 +117,7 @@ describe.skipIf(missing !== null)('call path: Kamailio -> api -> worker -> APNs/
     await api?.stop();
     await apns?.close();
     await fcm?.close();
-    await Promise.all([obliterateQueue(`${queueBase}-ios`), obliterateQueue(`${queueBase}-android`), dropCallState(queueBase)]);
+    await dropQueueBase(queueBase);
     await database?.drop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });

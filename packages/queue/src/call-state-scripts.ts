@@ -174,6 +174,9 @@ if outcome == 'accepted' then
     redis.call('HSET', KEYS[2], ARGV[1], stamp)
     if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
     redis.call('ZADD', KEYS[3], tonumber(ARGV[3]) + tonumber(ARGV[4]), ARGV[1] .. ' ' .. stamp)
+    -- Emptied by the api's sweeper every second; the expiry (refreshed by every push) only bounds
+    -- what a deployment that stopped for good leaves behind.
+    if redis.call('PTTL', KEYS[3]) < 86400000 then redis.call('PEXPIRE', KEYS[3], 86400000) end
   end
 elseif pending and not credited then
   -- Not accepted (this attempt): nothing was delivered, so nothing can wake from it yet.

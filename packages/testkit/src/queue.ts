@@ -37,3 +37,8 @@ export async function dropCallState(base: string): Promise<void> {
     connection.disconnect();
   }
 }
+
+/** Everything a service run under PUSH_QUEUE=`base` leaves in the shared Redis: both platform queues, the maintenance queue, the call state. */
+export async function dropQueueBase(base: string): Promise<void> {
+  await Promise.all([obliterateQueue(`${base}-ios`), obliterateQueue(`${base}-android`), obliterateQueue(`${base}-maintenance`), dropCallState(base)]);
+}

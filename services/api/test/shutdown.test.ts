@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JWT_SECRET } from './support/api.ts';
 import { createTestDb, TEST_DATABASE_URL, type TestDb } from '@veil/testkit/db';
-import { TEST_REDIS_URL, testQueueName } from '@veil/testkit/queue';
+import { dropQueueBase, TEST_REDIS_URL, testQueueName } from '@veil/testkit/queue';
 import { spawnService, waitForLog, type ServiceProcess } from '@veil/testkit/spawn';
 import { waitUntil } from '@veil/testkit/wait';
 import { hsToken } from './support/tokens.ts';
@@ -18,12 +18,15 @@ afterAll(async () => {
 });
 
 /** services/api/src/main.ts as an operator runs it, on port 0, in this suite's schema and its own queues. */
+const queueBase = testQueueName('api-sigterm');
+afterAll(() => dropQueueBase(queueBase));
+
 async function startMain(): Promise<{ proc: ServiceProcess; port: number }> {
   const proc = spawnService('api', {
     PORT: '0',
     DATABASE_URL: `${TEST_DATABASE_URL}?search_path=${db.schema}`,
     REDIS_URL: TEST_REDIS_URL,
-    PUSH_QUEUE: testQueueName('api-sigterm'),
+    PUSH_QUEUE: queueBase,
     JWT_SECRET,
     LOG_LEVEL: 'info',
   });

@@ -8,7 +8,9 @@ import { createDb } from '@veil/db/client';
 import { call, JWT_SECRET, startApi } from './support/api.ts';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
 import { createTestDatabase, TEST_DATABASE_URL } from '@veil/testkit/db';
-import { TEST_REDIS_URL, testQueueName } from '@veil/testkit/queue';
+import { dropQueueBase, TEST_REDIS_URL, testQueueName } from '@veil/testkit/queue';
+
+const startupQueue = testQueueName('api-startup');
 import { spawnService, waitForLog, type ServiceProcess } from '@veil/testkit/spawn';
 import { waitUntil } from '@veil/testkit/wait';
 import { hsToken } from './support/tokens.ts';
@@ -30,6 +32,7 @@ afterAll(async () => {
   await child?.stop('SIGKILL');
   await proxy?.close();
   await database?.drop();
+  await dropQueueBase(startupQueue);
 });
 
 describe('Postgres down when the api starts', () => {
@@ -38,7 +41,7 @@ describe('Postgres down when the api starts', () => {
     url.hostname = '127.0.0.1';
     url.port = String(proxy.port);
     url.pathname = `/${database.name}`;
-    child = spawnService('api', { PORT: '0', DATABASE_URL: url.href, REDIS_URL: TEST_REDIS_URL, PUSH_QUEUE: testQueueName('api-startup'), JWT_SECRET, LOG_LEVEL: 'info' });
+    child = spawnService('api', { PORT: '0', DATABASE_URL: url.href, REDIS_URL: TEST_REDIS_URL, PUSH_QUEUE: startupQueue, JWT_SECRET, LOG_LEVEL: 'info' });
     const port = (await waitForLog(child, 'API listening')).port as number;
     const out = () => child!.output();
     const api = `http://127.0.0.1:${port}`;
