@@ -67,7 +67,7 @@ const ios = new Worker(
       }),
     );
   },
-  { connection },
+  { connection, settings: { backoffStrategy: () => 1000 } },
 );
 
 const android = new Worker(
@@ -88,8 +88,12 @@ const android = new Worker(
     if (!res.ok) throw new Error(`FCM ${res.status}`);
     await res.arrayBuffer();
   },
-  { connection },
+  { connection, settings: { backoffStrategy: () => 1000 } },
 );
+
+// The bench's jobs carry our custom backoff type: without a strategy for it BullMQ cannot fail a
+// job cleanly (it stays active and resurfaces as stalled in later phases). A failure is printed.
+for (const w of [ios, android]) w.on('failed', (job, err) => console.error(`naive ${w.name} job ${job?.id} failed: ${err.message}`));
 
 process.on('SIGTERM', async () => {
   await Promise.all([ios.close(), android.close()]);

@@ -6,6 +6,7 @@
 import { execSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
+import { benchBullmqFloor } from './phases/bullmq-floor.ts';
 import { benchDrain } from './phases/drain.ts';
 import { benchEndToEnd, type EndToEndFigures } from './phases/end-to-end.ts';
 import { benchCallNotify, benchRegister, type IngestFigures } from './phases/ingest.ts';
@@ -20,8 +21,8 @@ import { PIN, pinShared } from './lib/pin.ts';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
-/** BENCH_PHASES=ingest,e2e,lifecycle,drain,naive,scale runs a subset (for profiling one path); default: all. */
-const phases = new Set((process.env.BENCH_PHASES ?? 'ingest,e2e,lifecycle,drain,naive,scale').split(','));
+/** BENCH_PHASES=ingest,idle,e2e,floor,lifecycle,drain,naive,scale runs a subset (for profiling one path); default: all. */
+const phases = new Set((process.env.BENCH_PHASES ?? 'ingest,idle,e2e,floor,lifecycle,drain,naive,scale').split(','));
 
 async function waitForQuiet(stack: Stack): Promise<void> {
   // The backlog of one phase must not leak into the next one's figures.
@@ -83,6 +84,14 @@ function cpuMeter(services: ServiceProcess[]) {
   };
 }
 
+/** What the deployment burns with no calls at all: timers, pollers, blocking reads. */
+async function idlePhase(rows: Row[], services: ServiceProcess[]): Promise<void> {
+  say('1b. idle for 10 s ...');
+  const cpu = cpuMeter(services);
+  await new Promise((r) => setTimeout(r, 10_000));
+  rows.push(['idle, 10 s without calls', '', '', cpu().text]);
+}
+
 /** BENCH_RATES=100,500 limits the end-to-end rates (for profiling one rate). */
 const rates = (process.env.BENCH_RATES ?? '100,500,1000').split(',').map(Number);
 
@@ -96,6 +105,22 @@ async function endToEndPhase(stack: Stack, callees: Callee[], rows: Row[], servi
     // api + worker + Redis + Postgres CPU over the phase (its 10 s of load and the last pushes landing) per call.
     rows.push([`CPU per call @ ${rate} calls/s`, `${fmt((1000 * usage.serviceSeconds) / f.sent, 2)} ms`, 'api + worker + Redis + Postgres CPU ÷ calls', `ms per call: ${usage.perCall(f.sent)}`]);
     await waitForQuiet(stack);
+  }
+}
+
+/** BullMQ alone at the same rates: the part of CPU per call no code of ours can remove (bench/phases/bullmq-floor.ts). */
+async function floorPhase(stack: Stack, rows: Row[]): Promise<void> {
+  say('2c. BullMQ floor: two jobs per call, then one, with a processor that does nothing ...');
+  for (const [jobs, label] of [[2, ''], [1, ', one job per call']] as const) {
+    for (const rate of rates) {
+      const f = await benchBullmqFloor(stack.redisUrl, rate, jobs);
+      rows.push([
+        `BullMQ floor${label} @ ${rate} calls/s`,
+        `${fmt(f.producer + f.consumer + f.redis, 2)} ms`,
+        `CPU per call of BullMQ alone (${jobs} job${jobs > 1 ? 's' : ''}, no-op processor)`,
+        `ms per call: producer ${fmt(f.producer, 2)}, consumer ${fmt(f.consumer, 2)}, redis ${fmt(f.redis, 2)}; Redis commands per call: ${fmt(f.sent, 1)} sent, ${fmt(f.run, 0)} run`,
+      ]);
+    }
   }
 }
 
@@ -155,7 +180,9 @@ async function main(): Promise<void> {
     await waitForQuiet(stack);
 
     if (phases.has('ingest')) await ingestPhase(stack, callees, rows);
+    if (phases.has('idle')) await idlePhase(rows, [api, worker]);
     if (phases.has('e2e')) await endToEndPhase(stack, callees, rows, [api, worker]);
+    if (phases.has('floor')) await floorPhase(stack, rows);
     if (phases.has('lifecycle')) await lifecyclePhase(stack, callees, rows);
     const apiPeak = api.peakRssMb();
     const workers = [worker];
@@ -165,6 +192,7 @@ async function main(): Promise<void> {
     if (phases.has('naive')) await naivePhase(stack, rows, realRate);
     if (phases.has('scale')) await scalePhase(stack, rows, say);
 
+    if (stack.rejected.count > 0) rows.push(['stand-ins rejected (malformed pushes, not counted as delivered)', `${stack.rejected.count} requests`, '', 'a sender is broken: see bench/.out/']);
     rows.push(['4. peak RSS: api (phases 1-2)', `${fmt(apiPeak, 0)} MB`, '', '']);
     rows.push(['4. peak RSS: worker (phases 2-3)', `${fmt(workerPeak, 0)} MB`, '', '']);
   } finally {

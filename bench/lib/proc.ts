@@ -31,10 +31,12 @@ export async function startService(
   const out = createWriteStream(`${OUT_DIR}${name}.log`);
   // BENCH_CPU_PROF=1: each service writes V8 CPU profiles (one per thread) to bench/.out/prof/<name>/ when it stops.
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${OUT_DIR}prof/${name}`] : [];
+  // BENCH_NODE_ARGS="--trace-gc ...": extra node flags for the services only (not for pnpm or the bench).
+  const extra = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const loader = entry.endsWith('.ts') ? ['--import', 'tsx'] : [];
   // BENCH_PIN=1: through taskset, whose exec leaves the pid (and so the CPU and RSS readings) node's.
   const [command, ...pinArgs] = [...pinnedCommand(), process.execPath];
-  const child = spawn(command!, [...pinArgs, ...prof, ...loader, entry], {
+  const child = spawn(command!, [...pinArgs, ...prof, ...extra, ...loader, entry], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -33,8 +33,10 @@ export interface Stack {
   /** PUSH_QUEUE of this run: the services and the bench's own producers all use it. */
   queueBase: string;
   apiUrl: string;
-  /** Every push the stand-ins received, in order. */
+  /** Every well-formed push the stand-ins received, in order. */
   arrivals: Arrival[];
+  /** Requests the stand-ins rejected as malformed: not in arrivals; the report shows them. */
+  rejected: { count: number };
   startApi(): Promise<ServiceProcess>;
   startWorker(name: string, extraEnv?: Record<string, string>): Promise<ServiceProcess>;
   tearDown(): Promise<void>;
@@ -43,15 +45,15 @@ export interface Stack {
 export async function createStack(): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'veil-bench-'));
   const arrivals: Arrival[] = [];
+  const rejected = { count: 0 };
   const key = writeTestApnsKey(dir);
-  const apns = await startApnsStandIn({
-    key,
-    onRequest: (r: ApnsRecordedRequest) =>
-      arrivals.push({ callId: (r.body as { call_id?: string } | null)?.call_id ?? '', platform: 'ios', at: performance.now() }),
-  });
+  const apns = await startApnsStandIn({ key, onRequest: apnsArrival(arrivals, rejected) });
   const fcm = await startFcmStandIn({
-    onRequest: (r: FcmRecordedRequest) =>
-      arrivals.push({ callId: r.body?.message?.data?.call_id ?? '', platform: 'android', at: performance.now() }),
+    onRequest: (r: FcmRecordedRequest) => {
+      // A request the stand-in turns down is no delivered push (and would hide a broken sender).
+      if (r.problems.length > 0) rejected.count++;
+      else arrivals.push({ callId: r.body?.message?.data?.call_id ?? '', platform: 'android', at: performance.now() });
+    },
   });
   // The stand-ins keep every request for tests; a benchmark of 100k pushes does not need them.
   const trim = setInterval(() => {
@@ -101,6 +103,7 @@ export async function createStack(): Promise<Stack> {
     queueBase,
     apiUrl: `http://127.0.0.1:${port}`,
     arrivals,
+    rejected,
     async startApi() {
       const api = await startService('api', 'services/api/dist/bin/main.js', env, `http://127.0.0.1:${port}/readyz`);
       services.push(api);
@@ -120,6 +123,14 @@ export async function createStack(): Promise<Stack> {
       await database.drop();
       rmSync(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/** The APNs stand-ins' onRequest: well-formed pushes become arrivals, the rest are counted. */
+export function apnsArrival(arrivals: Arrival[], rejected: { count: number }) {
+  return (r: ApnsRecordedRequest) => {
+    if (r.problems.length > 0) rejected.count++;
+    else arrivals.push({ callId: (r.body as { call_id?: string } | null)?.call_id ?? '', platform: 'ios', at: performance.now() });
   };
 }
 

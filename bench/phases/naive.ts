@@ -1,6 +1,6 @@
 import { startApnsStandIn } from '@veil/testkit/apns-stand-in';
 import { startService, type ServiceProcess } from '../lib/proc.ts';
-import type { Stack } from '../lib/stack.ts';
+import { apnsArrival, type Stack } from '../lib/stack.ts';
 
 /**
  * The naive baseline needs an APNs on port 443 (apns2 cannot be pointed at another port), so
@@ -10,7 +10,7 @@ export async function startNaiveWorker(stack: Stack): Promise<{ worker: ServiceP
   const apns443 = await startApnsStandIn({
     key: stack.key,
     port: 443,
-    onRequest: (r) => stack.arrivals.push({ callId: (r.body as { call_id?: string } | null)?.call_id ?? '', platform: 'ios', at: performance.now() }),
+    onRequest: apnsArrival(stack.arrivals, stack.rejected),
   });
   const worker = await startService('naive-worker', 'bench/naive-worker.ts', { ...stack.env, NAIVE_APNS_HOSTNAME: 'localhost' }, null);
   // No health endpoint in the baseline: give it time to connect; the queues are paused until then.

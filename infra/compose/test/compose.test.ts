@@ -55,6 +55,8 @@ function interpolate(value: string, env: Record<string, string>): string {
 
 /** The variable names packages/config's schema reads (the only reader of process.env). */
 const acceptedNames = new Set([...read('packages/config/src/config.ts').matchAll(/^ {2}([A-Z][A-Z0-9_]+): /gm)].map((m) => m[1]!));
+// Read by node itself, not by packages/config (the operator guide's "Sizing: CPU and memory").
+acceptedNames.add('NODE_OPTIONS');
 
 describe('docker-compose.yml', () => {
   it('runs api, worker, postgres, redis and kamailio, each with a health check', () => {

@@ -1,6 +1,8 @@
 // What the production images carry: the Dockerfile copies `pnpm --filter <service> deploy --prod`
-// into the runtime stage, so this runs the same command (offline, from the local store) into a
-// temporary folder and looks at the result. No Docker needed.
+// into the runtime stage, so this runs the same command into a temporary folder and looks at the
+// result. No Docker needed. --prefer-offline, not --offline: deploy resolves the service's
+// dependencies again, and a machine that installed from the lockfile alone has no registry
+// metadata cached (the registry is asked only for what the store and cache lack).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +16,7 @@ const pnpm = (args: string[]) => execFileSync('pnpm', args, { cwd: REPO_ROOT, en
 
 beforeAll(() => {
   pnpm(['build']);
-  for (const service of ['api', 'worker']) pnpm(['--filter', `@veil/${service}`, 'deploy', '--prod', '--offline', join(out, service)]);
+  for (const service of ['api', 'worker']) pnpm(['--filter', `@veil/${service}`, 'deploy', '--prod', '--prefer-offline', join(out, service)]);
 }, 120_000);
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 

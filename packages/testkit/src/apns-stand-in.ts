@@ -115,6 +115,11 @@ function decodeJwt(jwt: string, keys: Map<string, TestApnsKey>): { claims: ApnsR
 }
 
 /** Checks the request against the SPEC's APNs payload rules; returns what is wrong. */
+/** Apple: "If you omit this header, APNs sets the notification priority to 10." */
+function priorityIs10(priority: string | undefined): boolean {
+  return priority === undefined || priority === '10';
+}
+
 function checkRequest(headers: Record<string, string | undefined>, rawBody: string, bodyLimit: number): string[] {
   return headers['apns-push-type'] === 'alert' ? checkMissedCallAlert(headers, rawBody, bodyLimit) : checkVoipPush(headers, rawBody, bodyLimit);
 }
@@ -137,7 +142,7 @@ function checkVoipPush(headers: Record<string, string | undefined>, rawBody: str
   const problems: string[] = [];
   if (headers['apns-push-type'] !== 'voip') problems.push(`apns-push-type ${headers['apns-push-type']}`);
   if (!headers['apns-topic']?.endsWith('.voip')) problems.push(`apns-topic ${headers['apns-topic']}`);
-  if (headers['apns-priority'] !== '10') problems.push(`apns-priority ${headers['apns-priority']}`);
+  if (!priorityIs10(headers['apns-priority'])) problems.push(`apns-priority ${headers['apns-priority']}`);
   const exp = expirationProblem(headers['apns-expiration'], 3600_000);
   if (exp) problems.push(exp);
   if (Buffer.byteLength(rawBody) > bodyLimit) problems.push('payload too large');
@@ -157,7 +162,7 @@ function checkMissedCallAlert(headers: Record<string, string | undefined>, rawBo
   const problems: string[] = [];
   const topic = headers['apns-topic'];
   if (!topic || topic.endsWith('.voip')) problems.push(`apns-topic ${topic}`);
-  if (headers['apns-priority'] !== '10') problems.push(`apns-priority ${headers['apns-priority']}`);
+  if (!priorityIs10(headers['apns-priority'])) problems.push(`apns-priority ${headers['apns-priority']}`);
   // A missed call stays worth showing for a day by default (MISSED_CALL_TTL_SECONDS).
   const exp = expirationProblem(headers['apns-expiration'], 31 * 86400_000);
   if (exp) problems.push(exp);
