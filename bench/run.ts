@@ -110,14 +110,19 @@ async function endToEndPhase(stack: Stack, callees: Callee[], rows: Row[], servi
 
 /** BullMQ alone at the same rates: the part of CPU per call no code of ours can remove (bench/phases/bullmq-floor.ts). */
 async function floorPhase(stack: Stack, rows: Row[]): Promise<void> {
-  say('2c. BullMQ floor: two jobs per call, then one, with a processor that does nothing ...');
-  for (const [jobs, label] of [[2, ''], [1, ', one job per call']] as const) {
+  say('2c. BullMQ floor: a call\'s jobs per platform queue, in one queue, as one job; a processor that does nothing ...');
+  const layouts = [
+    ['per-platform', '', '2 jobs, one per platform queue'],
+    ['one-queue', ', one queue', '2 jobs in one queue'],
+    ['one-job', ', one job per call', '1 job'],
+  ] as const;
+  for (const [layout, label, shape] of layouts) {
     for (const rate of rates) {
-      const f = await benchBullmqFloor(stack.redisUrl, rate, jobs);
+      const f = await benchBullmqFloor(stack.redisUrl, rate, layout);
       rows.push([
         `BullMQ floor${label} @ ${rate} calls/s`,
         `${fmt(f.producer + f.consumer + f.redis, 2)} ms`,
-        `CPU per call of BullMQ alone (${jobs} job${jobs > 1 ? 's' : ''}, no-op processor)`,
+        `CPU per call of BullMQ alone (${shape}, no-op processor)`,
         `ms per call: producer ${fmt(f.producer, 2)}, consumer ${fmt(f.consumer, 2)}, redis ${fmt(f.redis, 2)}; Redis commands per call: ${fmt(f.sent, 1)} sent, ${fmt(f.run, 0)} run`,
       ]);
     }

@@ -21,13 +21,21 @@ const PLATFORMS = ['ios', 'android'] as const;
 
 /**
  * The floor under CPU per call: what BullMQ alone costs for one call's two push jobs (one per
- * platform queue: the SPEC's "one push job per device", our per-platform queues), or for one
- * job per call when `jobsPerCall` is 1, with a
+ * platform queue: the SPEC's "one push job per device", our per-platform queues), or in the
+ * layouts of FloorLayout, with a
  * processor that does nothing: no HTTP, no Postgres, no call state, no logs. This process adds
  * two jobs per call with our job options (dedup, attempts, custom backoff, removeOnComplete) on
  * an open-loop schedule, as the api would; a child process consumes them as the worker would.
  */
-export async function benchBullmqFloor(redisUrl: string, rate: number, jobsPerCall: 1 | 2 = 2, seconds = 10): Promise<FloorFigures> {
+/**
+ * How a call's pushes map onto BullMQ: `per-platform` is veil-push (one job per device, one
+ * queue per platform); `one-queue` keeps one job per device but puts both platforms' jobs in one
+ * queue; `one-job` carries the call's devices in a single job. The last two are measured for the
+ * trade-off only.
+ */
+export type FloorLayout = 'per-platform' | 'one-queue' | 'one-job';
+
+export async function benchBullmqFloor(redisUrl: string, rate: number, layout: FloorLayout = 'per-platform', seconds = 10): Promise<FloorFigures> {
   const base = `veil-floor-${randomBytes(4).toString('hex')}`;
   const admin = new Redis(redisUrl);
   const connection = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
@@ -56,9 +64,8 @@ export async function benchBullmqFloor(redisUrl: string, rate: number, jobsPerCa
     while (sent < total) {
       const due = Math.min(total, Math.floor((rate * (performance.now() - started)) / 1000));
       for (; sent < due; sent++) {
-        // One job per call (the design the SPEC rules out, measured for the trade-off): the
-        // first queue only, the call's devices inside the one job.
-        for (const [i, q] of queues.slice(0, jobsPerCall).entries()) {
+        const targets = layout === 'per-platform' ? queues : layout === 'one-queue' ? [queues[0]!, queues[0]!] : [queues[0]!];
+        for (const [i, q] of targets.entries()) {
           const opts = { attempts: 5, backoff: { type: 'push' }, deduplication: { id: `${sent}-${i}`, ttl: 30_000 }, removeOnComplete: true, removeOnFail: { age: 86_400, count: 1_000 } };
           adds.push(q.add('push', { ...data, call_id: `c${sent}` }, opts));
         }
