@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushQueueName } from '../../../packages/queue/src/contracts.ts';
 import { createRedis, queuePrefix } from '../../../packages/queue/src/redis.ts';
 import { loadConfig } from '../../../packages/config/src/config.ts';
-import { startCluster, type RedisClusterSet } from '../../../packages/testkit/src/redis-topology.ts';
+import { redisCommand, startCluster, type RedisClusterSet } from '../../../packages/testkit/src/redis-topology.ts';
 import { callNotify, startHaStack, type HaStack } from './support/ha-stack.ts';
 
 describe('Redis Cluster', () => {
@@ -51,4 +51,22 @@ describe('Redis Cluster', () => {
     expect(await cluster.masterOf(queuePrefix(target, names.android))).toBe(other);
     for (const proc of [api.proc, worker]) expect(proc.output()).not.toMatch(/CROSSSLOT|error/i);
   }, 90_000);
+
+  // Runs last: it kills a master for good (this cluster has no replicas).
+  it("turns both services' /readyz to 503 when the master of a queue's slot is down, though other nodes answer PING", async () => {
+    const target = loadConfig(cluster.env).redis;
+    const api = await stack.startApi(cluster.env);
+    const worker = await stack.startWorker(cluster.env);
+    const metricsPort = worker.lines().find((l) => l.msg === 'Worker started')!.metrics_port as number;
+    const workerReady = `http://127.0.0.1:${metricsPort}/readyz`;
+    await expect.poll(async () => (await fetch(workerReady)).status, { timeout: 10_000 }).toBe(200);
+    expect((await fetch(`${api.url}/readyz`)).status).toBe(200);
+
+    const iosMaster = await cluster.masterOf(queuePrefix(target, pushQueueName(stack.env.PUSH_QUEUE!, 'ios')));
+    await cluster.nodes.find((n) => n.port === iosMaster)!.kill();
+    const alive = cluster.nodes.find((n) => n.running())!;
+    expect(await redisCommand(alive.port, 'PING')).toBe('PONG');
+    await expect.poll(async () => (await fetch(`${api.url}/readyz`)).status, { timeout: 10_000, interval: 100 }).toBe(503);
+    await expect.poll(async () => (await fetch(workerReady)).status, { timeout: 10_000, interval: 100 }).toBe(503);
+  }, 60_000);
 });

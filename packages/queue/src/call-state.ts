@@ -95,12 +95,17 @@ export interface CallState {
  * `base` is the queue base name (PUSH_QUEUE): one hash tag for all of a deployment's call state,
  * so each script's keys share a Redis Cluster slot, and tests with their own base never meet.
  */
+/** The hash tag of a deployment's call state keys (one Cluster slot for all of them). */
+export function callStateTag(base: string): string {
+  return `{${base}:calls}`;
+}
+
 export function createCallState(redis: Connection, opts: { base: string; ttlSeconds: number }): CallState {
   for (const [name, [numberOfKeys, lua]] of Object.entries(SCRIPTS)) {
     if (!(name in redis)) redis.defineCommand(name, { numberOfKeys, lua });
   }
   const r = redis as Scripted;
-  const tag = `{${opts.base}:calls}`;
+  const tag = callStateTag(opts.base);
   const ttlMs = opts.ttlSeconds * 1000;
   // Kept for two TTLs: "ended" must outlive the last retransmitted call-notify of the call.
   const keepMs = 2 * ttlMs;

@@ -3,6 +3,7 @@ import type { Logger } from '@veil/log/logger';
 import { createCallState, type CallState } from './call-state.ts';
 import { PUSH_JOB, PUSH_PLATFORMS, pushJobOptions, pushQueueName, type PushJob, type PushPlatform } from './contracts.ts';
 import { createProducerWatchdog } from './producer-watchdog.ts';
+import { pingFor, readinessKeys } from './readiness.ts';
 import { waitForRedisReady } from './redis-ready.ts';
 import { commandTimeoutOf, createRedis, queueOptions } from './redis.ts';
 import type { RedisTarget } from '@veil/config/redis-target';
@@ -50,6 +51,7 @@ export interface PushProducer {
 export function createPushProducer(opts: PushProducerOptions): PushProducer {
   const { log } = opts;
   const redis = createRedis(opts.redis, 'producer');
+  const keys = readinessKeys(opts.redis, opts.queueBase);
   let lastError = '';
   redis.on('error', (err: Error) => {
     // ioredis repeats the same error on every reconnect attempt; one line per distinct failure is enough.
@@ -128,7 +130,7 @@ export function createPushProducer(opts: PushProducerOptions): PushProducer {
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), opts.timeoutMs)));
       try {
-        return await Promise.race([watchdog.watch(() => redis.ping()).then(() => true, () => false), late]);
+        return await Promise.race([watchdog.watch(() => pingFor(redis, keys)).then(() => true, () => false), late]);
       } finally {
         clearTimeout(timer);
       }

@@ -12,7 +12,7 @@ export interface MetricsServerOptions {
 const json = (status: number, body: unknown) => [status, { 'content-type': 'application/json' }, JSON.stringify(body)] as const;
 
 /**
- * /healthz (the process is up), /readyz (Redis answers a PING within a second) and /metrics
+ * /healthz (the process is up), /readyz (Redis answers within a second: a PING, or on a Cluster the masters of the queues and call state) and /metrics
  * (Prometheus text) on METRICS_PORT. Liveness never depends on Redis, so an outage does not get
  * workers restarted; readiness and `veil_worker_redis_up` make the outage visible.
  */

@@ -1,5 +1,6 @@
 import { Queue } from 'bullmq';
 import { PUSH_PLATFORMS, pushQueueName, type PushPlatform } from '@veil/queue/contracts';
+import { pingFor, readinessKeys } from '@veil/queue/readiness';
 import { createRedis, queueOptions } from '@veil/queue/redis';
 import type { RedisTarget } from '@veil/config/redis-target';
 import type { QueueState } from './metrics.ts';
@@ -12,7 +13,7 @@ export interface QueueSnapshot {
 
 /** What the metrics server asks Redis on a scrape or a readiness check. */
 export interface QueueProbe {
-  /** True when Redis answers a PING within the timeout; never rejects. */
+  /** True when Redis answers within the timeout (on a Cluster: the masters of both queues and the call state); never rejects. */
   ping(): Promise<boolean>;
   /** Counts and oldest job per platform queue, or null when Redis did not answer in time. */
   snapshot(): Promise<QueueSnapshot | null>;
@@ -48,6 +49,7 @@ async function within<T, F>(p: Promise<T>, ms: number, fallback: F): Promise<T |
 export function createQueueProbe(opts: QueueProbeOptions): QueueProbe {
   const timeoutMs = opts.timeoutMs ?? 1000;
   const redis = createRedis(opts.redis, 'producer', { commandTimeout: timeoutMs, connectTimeout: timeoutMs });
+  const keys = readinessKeys(opts.redis, opts.queueBase);
   // Errors show as redis_up 0 and a 503 on /readyz; the workers' own connections log the outage.
   redis.on('error', () => {});
   const queues = Object.fromEntries(
@@ -75,7 +77,7 @@ export function createQueueProbe(opts: QueueProbeOptions): QueueProbe {
 
   let cached: { at: number; value: Promise<QueueSnapshot | null> } | null = null;
   return {
-    ping: () => (redis.status === 'ready' ? within(redis.ping().then(() => true), timeoutMs, false) : Promise.resolve(false)),
+    ping: () => (redis.status === 'ready' ? within(pingFor(redis, keys).then(() => true), timeoutMs, false) : Promise.resolve(false)),
     snapshot() {
       const now = Date.now();
       if (cached && now - cached.at < 1000) return cached.value;
