@@ -91,15 +91,15 @@ export interface CallState {
   returnUnanswered(wakes: PendingWake[]): Promise<void>;
 }
 
-/**
- * `base` is the queue base name (PUSH_QUEUE): one hash tag for all of a deployment's call state,
- * so each script's keys share a Redis Cluster slot, and tests with their own base never meet.
- */
 /** The hash tag of a deployment's call state keys (one Cluster slot for all of them). */
 export function callStateTag(base: string): string {
   return `{${base}:calls}`;
 }
 
+/**
+ * `base` is the queue base name (PUSH_QUEUE): one hash tag for all of a deployment's call state,
+ * so each script's keys share a Redis Cluster slot, and tests with their own base never meet.
+ */
 export function createCallState(redis: Connection, opts: { base: string; ttlSeconds: number }): CallState {
   for (const [name, [numberOfKeys, lua]] of Object.entries(SCRIPTS)) {
     if (!(name in redis)) redis.defineCommand(name, { numberOfKeys, lua });
