@@ -4,7 +4,7 @@
  * writes bench/RESULTS.md. Figures, not assertions: a slow machine never fails anything.
  */
 import { execSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { benchBullmqFloor } from './phases/bullmq-floor.ts';
 import { benchDrain } from './phases/drain.ts';
@@ -207,6 +207,15 @@ async function main(): Promise<void> {
   report(rows);
 }
 
+/** Notes below this line in RESULTS.md are the team's, not the bench's: every run keeps them. */
+const HAND_WRITTEN = '<!-- Written by hand from here on; pnpm bench keeps it. -->';
+
+function handWritten(path: string): string {
+  const text = existsSync(path) ? readFileSync(path, 'utf8') : '';
+  const at = text.indexOf(HAND_WRITTEN);
+  return at < 0 ? '' : `\n${text.slice(at)}`;
+}
+
 function report(rows: string[][]): void {
   const header = ['what', 'figure', 'detail', 'notes'];
   const table = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
@@ -218,17 +227,21 @@ function report(rows: string[][]): void {
     // not a checkout
   }
   const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+  // A subset of phases does not replace the committed table of a full run.
+  const target = process.env.BENCH_PHASES ? `${REPO_ROOT}bench/.out/RESULTS.md` : `${REPO_ROOT}bench/RESULTS.md`;
+  mkdirSync(`${REPO_ROOT}bench/.out`, { recursive: true });
   writeFileSync(
-    `${REPO_ROOT}bench/RESULTS.md`,
+    target,
     `# Benchmark results\n\n- date: ${new Date().toISOString()}\n- commit: ${commit}\n- machine: ${machine}\n` +
       (PIN
         ? `- pinned (BENCH_PIN=1): load generator and stand-ins on core 0; api, worker(s), Postgres, Redis on core 1\n\n`
         : `- everything co-located on loopback: api, worker(s), Postgres, Redis, the APNs/FCM stand-ins and the load generator\n\n`) +
       `${table}\n\n## Reproduce\n\n\`\`\`sh\npnpm install\npnpm bench\n\`\`\`\n\n` +
       `Needs the local Postgres and Redis the tests use, and port 443 on 127.0.0.1 free (the apns2 baseline cannot use another port).\n` +
-      `Service logs of the run are in bench/.out/.\n`,
+      `Service logs of the run are in bench/.out/.\n` +
+      handWritten(target),
   );
-  say('written: bench/RESULTS.md');
+  say(`written: ${target.slice(REPO_ROOT.length)}`);
 }
 
 main().catch((err: unknown) => {
