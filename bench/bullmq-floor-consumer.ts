@@ -5,17 +5,23 @@
  */
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
+import { PUSH_PLATFORMS, pushQueueName } from '@veil/queue/contracts';
+import { lockDurationMs } from '../services/worker/src/push-workers.ts';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const base = process.argv[2]!;
 
-const workers = ['ios', 'android'].map(
+// As services/worker/src/push-workers.ts sets them for the default PUSH_TTL_SECONDS (30) and
+// WORKER_CONCURRENCY (100).
+const lockDuration = lockDurationMs(30);
+const workers = PUSH_PLATFORMS.map(
   (p) =>
-    new Worker(`${base}-${p}`, async () => 'ok', {
+    new Worker(pushQueueName(base, p), async () => 'ok', {
       connection: new Redis(REDIS_URL, { maxRetriesPerRequest: null }),
       concurrency: 100,
-      lockDuration: 60_000,
-      stalledInterval: 30_000,
+      lockDuration,
+      stalledInterval: Math.round(lockDuration / 2),
+      maxStalledCount: 2,
       settings: { backoffStrategy: () => 1000 },
     }),
 );

@@ -49,11 +49,7 @@ export async function createStack(): Promise<Stack> {
   const key = writeTestApnsKey(dir);
   const apns = await startApnsStandIn({ key, onRequest: apnsArrival(arrivals, rejected) });
   const fcm = await startFcmStandIn({
-    onRequest: (r: FcmRecordedRequest) => {
-      // A request the stand-in turns down is no delivered push (and would hide a broken sender).
-      if (r.problems.length > 0) rejected.count++;
-      else arrivals.push({ callId: r.body?.message?.data?.call_id ?? '', platform: 'android', at: performance.now() });
-    },
+    onRequest: arrival(arrivals, rejected, 'android', (r: FcmRecordedRequest) => r.body?.message?.data?.call_id),
   });
   // The stand-ins keep every request for tests; a benchmark of 100k pushes does not need them.
   const trim = setInterval(() => {
@@ -126,13 +122,20 @@ export async function createStack(): Promise<Stack> {
   };
 }
 
-/** The APNs stand-ins' onRequest: well-formed pushes become arrivals, the rest are counted. */
-export function apnsArrival(arrivals: Arrival[], rejected: { count: number }) {
-  return (r: ApnsRecordedRequest) => {
+/**
+ * A stand-in's onRequest: well-formed pushes become arrivals; a request the stand-in turns down
+ * is no delivered push (and would hide a broken sender), so it is only counted.
+ */
+function arrival<R extends { problems: string[] }>(arrivals: Arrival[], rejected: { count: number }, platform: Arrival['platform'], callIdOf: (r: R) => string | undefined) {
+  return (r: R) => {
     if (r.problems.length > 0) rejected.count++;
-    else arrivals.push({ callId: (r.body as { call_id?: string } | null)?.call_id ?? '', platform: 'ios', at: performance.now() });
+    else arrivals.push({ callId: callIdOf(r) ?? '', platform, at: performance.now() });
   };
 }
+
+/** The APNs stand-ins' onRequest (the bench's and the naive baseline's on port 443). */
+export const apnsArrival = (arrivals: Arrival[], rejected: { count: number }) =>
+  arrival(arrivals, rejected, 'ios', (r: ApnsRecordedRequest) => (r.body as { call_id?: string } | null)?.call_id);
 
 /** Deletes the run's own queue keys (never another suite's). */
 async function clearBenchKeys(redisUrl: string, queueBase: string): Promise<void> {

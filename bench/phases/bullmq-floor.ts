@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
+import { PUSH_JOB, PUSH_PLATFORMS, pushJobOptions, pushQueueName, type PushJob, type PushPlatform } from '@veil/queue/contracts';
 import { Redis } from 'ioredis';
 import { REPO_ROOT, findPids, readCpuSeconds } from '../lib/proc.ts';
 
@@ -17,7 +18,6 @@ export interface FloorFigures {
   run: number;
 }
 
-const PLATFORMS = ['ios', 'android'] as const;
 
 /**
  * The floor under CPU per call: what BullMQ alone costs for one call's two push jobs (one per
@@ -39,7 +39,7 @@ export async function benchBullmqFloor(redisUrl: string, rate: number, layout: F
   const base = `veil-floor-${randomBytes(4).toString('hex')}`;
   const admin = new Redis(redisUrl);
   const connection = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
-  const queues = PLATFORMS.map((p) => new Queue(`${base}-${p}`, { connection }));
+  const queues = PUSH_PLATFORMS.map((p) => new Queue(pushQueueName(base, p), { connection }));
   const child = spawn(process.execPath, ['--import', 'tsx', `${REPO_ROOT}bench/bullmq-floor-consumer.ts`, base], {
     env: { ...process.env, REDIS_URL: redisUrl },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -56,7 +56,6 @@ export async function benchBullmqFloor(redisUrl: string, rate: number, layout: F
       commands: parseCommandStats(await admin.info('commandstats')),
     });
     const before = await sample();
-    const data = { v: 2, kind: 'call', token: randomBytes(32).toString('hex'), caller: 'Alice', call_type: 'audio', device_id: randomBytes(16).toString('hex'), jid: 'bob@example.com' };
     const started = performance.now();
     const total = rate * seconds;
     const adds: Promise<unknown>[] = [];
@@ -64,11 +63,11 @@ export async function benchBullmqFloor(redisUrl: string, rate: number, layout: F
     while (sent < total) {
       const due = Math.min(total, Math.floor((rate * (performance.now() - started)) / 1000));
       for (; sent < due; sent++) {
-        const targets = layout === 'per-platform' ? queues : layout === 'one-queue' ? [queues[0]!, queues[0]!] : [queues[0]!];
-        for (const [i, q] of targets.entries()) {
-          const opts = { attempts: 5, backoff: { type: 'push' }, deduplication: { id: `${sent}-${i}`, ttl: 30_000 }, removeOnComplete: true, removeOnFail: { age: 86_400, count: 1_000 } };
-          adds.push(q.add('push', { ...data, call_id: `c${sent}` }, opts));
-        }
+        // Jobs as the api builds them (a call's iOS and Android device), with our job options.
+        const jobs = PUSH_PLATFORMS.map((platform) => floorJob(platform, `floor-call-${sent}`));
+        const add = (q: Queue, data: object, job: PushJob) => adds.push(q.add(PUSH_JOB, data, pushJobOptions(job, 5, 30)));
+        if (layout === 'one-job') add(queues[0]!, { devices: jobs }, jobs[0]!);
+        else for (const [i, job] of jobs.entries()) add(queues[layout === 'per-platform' ? i : 0]!, job, job);
       }
       await new Promise((r) => setTimeout(r, 10));
     }
@@ -101,6 +100,25 @@ export async function benchBullmqFloor(redisUrl: string, rate: number, layout: F
     connection.disconnect();
     admin.disconnect();
   }
+}
+
+function floorJob(platform: PushPlatform, callId: string): PushJob {
+  const now = Date.now();
+  return {
+    v: 2,
+    kind: 'call',
+    apns_environment: null,
+    platform,
+    jid: 'bob@floor.example',
+    device_id: randomUUID(),
+    push_token: platform === 'ios' ? randomBytes(32).toString('hex') : `floor-fcm-${randomBytes(16).toString('base64url')}`,
+    app_id: null,
+    caller_name: 'Alice',
+    call_id: callId,
+    call_type: 'audio',
+    enqueued_at: now,
+    deadline: now + 30_000,
+  };
 }
 
 /** Scripts and blocking pops are what clients send; the rest of commandstats ran inside scripts. */
